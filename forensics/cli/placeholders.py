@@ -1,0 +1,26 @@
+"""Command groups whose analyses later issues add. Each says what it will hold."""
+
+from __future__ import annotations
+
+import typer
+
+PLANNED = {
+    "image": "Images: inspect, history, Dockerfile, layers, files, diff, search, extract.",
+    "scan": "Vulnerability and hardening scans: trivy, dockle-style lint, docker-bench host checks.",
+    "process": "Processes: inventory, pspy-style monitor, strace capture.",
+    "memory": "Memory: gcore dumps, secret search, volatility3.",
+    "binary": "Static binary triage: radare2 via r2pipe, native ELF analysis.",
+}
+
+
+def apps() -> dict[str, typer.Typer]:
+    groups = {}
+    for name, help_text in PLANNED.items():
+        sub = typer.Typer(help=help_text + " (not built yet)", no_args_is_help=True)
+
+        @sub.callback(invoke_without_command=True)
+        def _planned() -> None:
+            pass
+
+        groups[name] = sub
+    return groups

@@ -1,0 +1,1 @@
+"""Containers: list, diff, extract, compare with the image, logs, processes."""

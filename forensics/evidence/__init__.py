@@ -1,0 +1,1 @@
+"""The evidence sink: every collected byte goes through here, named, hashed and recorded."""

@@ -1,0 +1,83 @@
+"""Small typed values shared by every area: why a value is missing, how to show a path."""
+
+from __future__ import annotations
+
+import base64
+import dataclasses
+import datetime as dt
+import enum
+import json
+import os
+from collections.abc import Mapping
+from pathlib import PurePath
+from typing import Any
+
+
+@dataclasses.dataclass(frozen=True)
+class NotAvailable:
+    """A value that could not be had, and why (volatility3's NotAvailableValue)."""
+
+    reason: str
+    """Why the value is missing, in words a responder can act on."""
+
+    def __bool__(self) -> bool:
+        return False
+
+
+def display_path(raw: bytes | str) -> str:
+    """A file name as text. Non-UTF-8 bytes become ``\\xNN`` escapes.
+
+    The escape is for reading only; :func:`path_record` keeps the exact bytes too.
+    """
+    if isinstance(raw, str):
+        raw = os.fsencode(raw)
+    return raw.decode("utf-8", "backslashreplace")
+
+
+def path_record(raw: bytes | str) -> dict[str, str]:
+    """A name as JSON: readable text plus the exact bytes when they are not UTF-8."""
+    if isinstance(raw, str):
+        raw = os.fsencode(raw)
+    try:
+        return {"path": raw.decode("utf-8")}
+    except UnicodeDecodeError:
+        return {
+            "path": display_path(raw),
+            "path_b64": base64.b64encode(raw).decode("ascii"),
+        }
+
+
+def utc_now() -> dt.datetime:
+    return dt.datetime.now(dt.UTC)
+
+
+def iso_utc(moment: dt.datetime) -> str:
+    return moment.astimezone(dt.UTC).isoformat().replace("+00:00", "Z")
+
+
+def to_jsonable(value: Any) -> Any:
+    """Turn records (dataclasses, enums, bytes, paths, times) into JSON-ready values."""
+    if dataclasses.is_dataclass(value) and not isinstance(value, type):
+        if isinstance(value, NotAvailable):
+            return {"not_available": value.reason}
+        return {f.name: to_jsonable(getattr(value, f.name)) for f in dataclasses.fields(value)}
+    if isinstance(value, enum.Enum):
+        return value.value
+    if isinstance(value, Mapping):
+        return {str(k): to_jsonable(v) for k, v in value.items()}
+    if isinstance(value, list | tuple | set | frozenset):
+        items = [to_jsonable(v) for v in value]
+        return sorted(items, key=repr) if isinstance(value, set | frozenset) else items
+    if isinstance(value, bytes):
+        return display_path(value)
+    if isinstance(value, PurePath):
+        return str(value)
+    if isinstance(value, dt.datetime):
+        return iso_utc(value)
+    if isinstance(value, str) and any(0xDC80 <= ord(c) <= 0xDCFF for c in value):
+        return display_path(os.fsencode(value))
+    return value
+
+
+def dumps(value: Any, indent: int | None = 2) -> str:
+    return json.dumps(to_jsonable(value), indent=indent, sort_keys=False, ensure_ascii=False)

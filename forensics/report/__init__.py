@@ -1,0 +1,1 @@
+"""Rendering only: the terminal, findings.json, report.md and report.html."""

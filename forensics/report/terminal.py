@@ -1,0 +1,96 @@
+"""What a person sees in the terminal. The only module besides the CLI that prints."""
+
+from __future__ import annotations
+
+from rich.console import Console
+from rich.table import Table
+
+from forensics.containers.listing import ContainerEntry
+from forensics.evidence.verify import VerifyResult
+from forensics.findings import Severity
+from forensics.host.doctor import DoctorReport
+from forensics.records import NotAvailable
+from forensics.triage import TriageResult
+
+out = Console()
+err = Console(stderr=True)
+
+
+def _val(value: object) -> str:
+    if isinstance(value, NotAvailable):
+        return f"[yellow]n/a[/] ({value.reason})"
+    return str(value)
+
+
+def doctor(report: DoctorReport) -> None:
+    out.print(f"[bold]host root[/]       {report.root}")
+    out.print(f"[bold]docker data[/]     {_val(report.docker_data)}  driver: {_val(report.storage_driver)}")
+    out.print(f"[bold]engine[/]          {_val(report.docker_host)}  version: {_val(report.engine_version)}")
+    me = report.self_view
+    out.print(
+        f"[bold]in container[/]    {me.in_container}  id: {_val(me.container_id)}  "
+        f"image: {_val(me.image_id)}  pid=host: {_val(me.pid_host)}"
+    )
+    caps = report.capabilities
+    out.print(f"[bold]capabilities[/]    {_val(', '.join(caps) if isinstance(caps, list) else caps)}")
+    table = Table("tool", "path", "version", "used for")
+    for tool in report.tools:
+        table.add_row(tool.name, _val(tool.path), _val(tool.version), tool.purpose)
+    out.print(table)
+    for warning in report.warnings:
+        out.print(f"[yellow]warning:[/] {warning}")
+
+
+def containers(entries: list[ContainerEntry]) -> None:
+    table = Table("id", "name", "image", "state", "started", "source")
+    for e in entries:
+        style = "" if e.source == "both" else "red"
+        table.add_row(e.id[:12], e.name, e.image, e.state, e.started[:19], e.source, style=style)
+    out.print(table)
+
+
+def verification(result: VerifyResult) -> None:
+    if result.intact:
+        out.print(f"[green]intact[/]: {result.files_checked} files match {result.target}")
+        if result.archive_sha256:
+            out.print(f"archive sha256 {result.archive_sha256}")
+        return
+    out.print(f"[red]NOT intact[/]: {result.target}")
+    for label, items in (
+        ("changed", result.changed),
+        ("missing", result.missing),
+        ("extra", result.extra),
+        ("problem", result.problems),
+    ):
+        for item in items:
+            out.print(f"  {label}: {item}")
+
+
+_COLOURS = {
+    Severity.CRITICAL: "bold red",
+    Severity.HIGH: "red",
+    Severity.MEDIUM: "yellow",
+    Severity.LOW: "cyan",
+    Severity.INFO: "dim",
+}
+
+
+def progress(step: str, status: str) -> None:
+    err.print(f"[dim]{step}[/] {status}", highlight=False)
+
+
+def triage(result: TriageResult, top: int = 10) -> None:
+    counts = {s: sum(1 for f in result.findings if f.severity is s) for s in Severity}
+    out.print(
+        "findings: " + ", ".join(f"[{_COLOURS[s]}]{counts[s]} {s.value}[/]" for s in Severity),
+        highlight=False,
+    )
+    for finding in result.findings[:top]:
+        out.print(f"  [{_COLOURS[finding.severity]}]{finding.severity.value:8}[/] {finding.title}")
+    failed = [o for o in result.outcomes if o.status not in ("ok", "skipped")]
+    for outcome in failed:
+        out.print(f"[yellow]{outcome.name}[/]: {outcome.status} {outcome.message}")
+    state = "complete" if result.complete else "[red]INCOMPLETE[/]"
+    out.print(f"triage {state}")
+    out.print(f"archive {result.archive.path}")
+    out.print(f"sha256  {result.archive.sha256}")
