@@ -158,7 +158,7 @@ def run_triage(
             "image_id": me.image_id,
             "pid_host": me.pid_host,
         }
-    log.event("triage", "info", message="self view", self=me)
+    log.event("triage", "info", message="self view", appliance=me)
     state: dict[str, Any] = {"self": me}
     findings: list[Finding] = []
     outcomes: list[StepOutcome] = []

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import dataclasses
+from collections.abc import Callable
 from typing import Any
 
 from forensics.findings import Finding, Severity
@@ -103,3 +104,37 @@ def merge(
             )
     entries.sort(key=lambda e: (e.name, e.id))
     return entries, findings
+
+
+def recheck(
+    findings: list[Finding], api_knows: Callable[[str], bool | None], disk_knows: Callable[[str], bool]
+) -> list[Finding]:
+    """Ask both sides again about each mismatch before calling it one.
+
+    A container created or removed while the triage ran shows on one side only, through
+    no fault of the host: when the second look agrees, the finding becomes an INFO note
+    that the container changed during collection.
+    """
+    out = []
+    for finding in findings:
+        cid = finding.subject.removeprefix("container:")
+        now_api, now_disk = api_knows(cid), disk_knows(cid)
+        if finding.rule == "inventory.api-only-container" and now_api is False and not now_disk:
+            change = "was removed while the triage ran"
+        elif finding.rule == "inventory.hidden-container" and now_api is True and now_disk:
+            change = "was created while the triage ran"
+        elif finding.rule == "inventory.hidden-container" and not now_disk:
+            change = "was removed while the triage ran"
+        else:
+            out.append(finding)
+            continue
+        out.append(
+            dataclasses.replace(
+                finding,
+                rule="inventory.changed-during-triage",
+                severity=Severity.INFO,
+                title=f"container {cid[:12]} {change}",
+                details=f"First seen as: {finding.title}",
+            )
+        )
+    return out

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from forensics.containers.listing import merge
+from forensics.containers.listing import merge, recheck
 from forensics.records import NotAvailable
 from forensics.steps import Need, Phase, Step, StepContext, register
 
@@ -15,6 +15,10 @@ def containers_list(ctx: StepContext) -> None:
         engine = ctx.host.engine()
         api = engine if isinstance(engine, NotAvailable) else NotAvailable("engine inventory did not run")
     entries, findings = merge(api, disk)
+    engine = ctx.host.engine()
+    if findings and not isinstance(engine, NotAvailable):
+        on_disk = ctx.host.disk()
+        findings = recheck(findings, engine.knows_container, on_disk.has_container)
     ctx.state["containers"] = entries
     ctx.sink.add_json("containers.json", entries)
     for finding in findings:

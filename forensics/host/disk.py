@@ -175,6 +175,15 @@ class DockerDisk:
         except (UnsafePath, OSError, UnicodeDecodeError):
             return None
 
+    def has_container(self, container_id: str) -> bool:
+        if not is_hex64(container_id):
+            return False
+        try:
+            found = self.fs.resolve(self.path("containers", container_id, "config.v2.json")).stat
+        except (UnsafePath, OSError):
+            return False
+        return found is not None
+
     def storage_driver(self) -> str | NotAvailable:
         image_dir = self._listdir("image")
         if not image_dir:

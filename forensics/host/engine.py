@@ -32,7 +32,7 @@ class ApiCall:
     seconds: float
 
 
-class ReadOnlyAPIClient(docker.APIClient):  # type: ignore[misc]
+class ReadOnlyAPIClient(docker.APIClient):
     """A docker low-level client that can only read."""
 
     def __init__(self, *args: Any, **kwargs: Any) -> None:
@@ -104,6 +104,16 @@ class Engine:
 
     def inspect_volume(self, name: str) -> dict[str, Any]:
         return dict(self.api.inspect_volume(name))
+
+    def knows_container(self, container_id: str) -> bool | None:
+        """Whether the daemon knows the container now; None when it could not say."""
+        try:
+            self.api.inspect_container(container_id)
+            return True
+        except docker.errors.NotFound:
+            return False
+        except (docker.errors.APIError, requests.RequestException):
+            return None
 
     def container_changes(self, container_id: str) -> list[dict[str, Any]]:
         return list(self.api.diff(container_id) or [])

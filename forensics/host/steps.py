@@ -30,7 +30,7 @@ def engine_info(ctx: StepContext) -> None:
 def _each(ctx: StepContext, kind: str, items: list[str], inspect: Any, folder: str) -> None:
     for key in items:
         try:
-            ctx.sink.add_json(f"engine/{folder}/{segment(key)}.json", inspect(key))
+            ctx.sink.add_json(f"engine/{folder}/{segment(key.removeprefix('sha256:'))}.json", inspect(key))
         except Exception as exc:  # one object gone or broken must not lose the rest
             ctx.warn(f"inspect of {kind} {key[:80]!r} failed: {exc}", object=key)
 
