@@ -12,7 +12,9 @@ from tests.unit.fakehost import add_container, fake_host, hexid
 
 
 def _api(*ids: str) -> list[dict[str, object]]:
-    return [{"Id": i, "Names": [f"/n{i[:4]}"], "Image": "victim", "ImageID": "", "State": "running"} for i in ids]
+    return [
+        {"Id": i, "Names": [f"/n{i[:4]}"], "Image": "victim", "ImageID": "", "State": "running"} for i in ids
+    ]
 
 
 def test_both_sides_agree(tmp_path: Path) -> None:

@@ -88,7 +88,7 @@ def test_fifo_is_refused_without_blocking(hostile: tuple[Path, Path]) -> None:
     def attempt() -> None:
         try:
             fs.read_bytes("/to_fifo", 100)
-        except BaseException as exc:  # noqa: BLE001 - the test inspects it
+        except BaseException as exc:
             result.append(exc)
 
     worker = threading.Thread(target=attempt, daemon=True)

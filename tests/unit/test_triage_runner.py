@@ -107,4 +107,6 @@ def test_offline_triage_of_a_disk_image(tmp_path: Path) -> None:
     assert f"disk/containers/{cid}/config.v2.json" in files
     custody = json.loads(files["custody.json"])
     assert custody["host"]["machine_id"] == "0123456789abcdef0123456789abcdef"
-    assert custody["host"]["boot_id"] == {"not_available": f"{root} is not the running system: no live processes"}
+    assert custody["host"]["boot_id"] == {
+        "not_available": f"{root} is not the running system: no live processes"
+    }
