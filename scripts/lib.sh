@@ -37,6 +37,11 @@ forensics_log() { printf '[%s] %s\n' "${FORENSICS_LOG_TAG:-${0##*/}}" "$*" >&2; 
 # Logs only: under `set -e` a failing logger would end the script before the caller can
 # add detail (a log tail) or clean up. Callers return or exit themselves.
 forensics_error() { forensics_log "ERROR: $*"; }
+# Log an error and fail: under `set -e` this ends the script.
+forensics_die() {
+    forensics_error "$@"
+    return 1
+}
 
 # Seconds since the epoch with fractions, for phase timings.
 forensics_now() { date +%s.%N; }
