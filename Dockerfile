@@ -1,0 +1,114 @@
+# forensic-container: the forensic appliance image.
+#
+#   docker run --rm --privileged --pid=host \
+#     -v /:/host:ro -v /var/run/docker.sock:/var/run/docker.sock:ro \
+#     -v "$PWD/evidence:/evidence" forensic-container triage
+#
+# Build, two ways; both install exactly the wheels pinned by sha256 in
+# requirements-image.txt, and build the forensics package from this tree:
+#
+#   Without a registry (air-gapped; what scripts/build-image does):
+#     scripts/wheelhouse            # on the host: the locked wheels into ./wheelhouse/
+#     DOCKER_BUILDKIT=0 docker build -t forensic-container .
+#   wheelhouse/ must be prepared first by scripts/wheelhouse: the build then installs from
+#   it with --no-index and needs no package index. The base image must already be in the
+#   engine: scripts/build-image builds debian:bookworm-slim with debootstrap
+#   (scripts/build-base-images) when it is not. Debian's packages come from the base
+#   image's apt sources.
+#
+#   With a registry and a package index reachable from build containers:
+#     docker build -t forensic-container .
+#   With no wheelhouse/ the same locked wheels come from the index (PyPI, or the mirror
+#   named by --build-arg PIP_INDEX_URL=...), still hash-checked.
+#
+# Classic builder syntax only (no BuildKit: no RUN --mount, no heredocs), so that the
+# engines responders meet, old ones and ones without buildx, all build it.
+
+ARG BASE=debian:bookworm-slim
+
+# ---- stage 1: a venv with the pinned wheels, then our own ----------------------------
+# A separate stage so that the wheelhouse (60 MB, trivy alone 51 MB) never becomes a layer
+# of the final image: a COPY followed by rm still ships the COPY's layer.
+FROM ${BASE} AS venv
+ENV DEBIAN_FRONTEND=noninteractive PIP_DISABLE_PIP_VERSION_CHECK=1 PIP_NO_CACHE_DIR=1
+RUN apt-get update \
+ && apt-get install -y --no-install-recommends python3 python3-venv \
+ && rm -rf /var/lib/apt/lists/* \
+ && python3 -m venv /opt/forensics
+# The locked wheels change rarely: their own layer, cached across code changes.
+# --require-hashes: every wheel must match requirements-image.txt byte for byte, and every
+# dependency must be in it (pip refuses an unpinned one in this mode). The glob lets the
+# COPY pass without a wheelhouse/ (the registry path).
+ARG PIP_INDEX_URL
+ARG PIP_TRUSTED_HOST
+COPY requirements-image.txt wheelhouse/*.whl /wheelhouse/
+RUN if [ -n "$(find /wheelhouse -name '*.whl' -print -quit)" ]; then \
+      set -- --no-index --find-links /wheelhouse; \
+    else \
+      echo 'no wheelhouse/ in the build context: installing the locked wheels from' \
+           "${PIP_INDEX_URL:-the default package index} (scripts/wheelhouse prepares one)" >&2; \
+      set --; \
+    fi \
+ && /opt/forensics/bin/pip install "$@" --require-hashes -r /wheelhouse/requirements-image.txt \
+ && rm -rf /wheelhouse
+# Our package, built here by the image's own Python with the locked setuptools: no index,
+# no build isolation, no dependency resolution (--no-deps: all are installed above, and
+# pip check fails the build if one is missing).
+COPY pyproject.toml README.m[d] /src/
+COPY forensics/ /src/forensics/
+RUN cd /src && { [ -e README.md ] || : >README.md; } \
+ && /opt/forensics/bin/pip install --no-index --no-deps --no-build-isolation /src \
+ && /opt/forensics/bin/pip check \
+ && /opt/forensics/bin/python -c 'import forensics, docker, typer, rich, psutil, r2pipe, volatility3' \
+ && /opt/forensics/bin/dive --version && /opt/forensics/bin/trivy --version \
+ && /opt/forensics/bin/python -m pip uninstall -q -y pip setuptools
+# (pip and setuptools go: nothing imports them at run time, and they are 23 MB.)
+
+# ---- stage 2: the appliance -----------------------------------------------------------
+FROM ${BASE}
+# gdb brings gcore; util-linux brings nsenter; procps and iproute2 give ps/ss for live
+# state; file, binutils (readelf, objdump, strings) and yara look at binaries without
+# running them. python3 is the interpreter the venv from stage 1 points at (same base,
+# same package).
+RUN apt-get update \
+ && DEBIAN_FRONTEND=noninteractive apt-get install -y --no-install-recommends \
+      python3 gdb strace ltrace binutils file yara procps iproute2 util-linux ca-certificates \
+ && rm -rf /var/lib/apt/lists/* /var/cache/apt/archives/*.deb
+COPY --from=venv /opt/forensics /opt/forensics
+
+# FORENSICS_APPLIANCE tells the package it runs as the appliance (it then looks for its
+# own container and leaves it out of findings); FORENSICS_OUTPUT is the default output.
+# No byte code is written at run time: the image's files stay as built.
+ENV PATH=/opt/forensics/bin:/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin \
+    FORENSICS_APPLIANCE=1 \
+    FORENSICS_OUTPUT=/evidence \
+    PYTHONDONTWRITEBYTECODE=1 \
+    PYTHONUNBUFFERED=1
+
+# Fail the build, not the first triage, when a tool is missing from the image.
+RUN forensics --help >/dev/null \
+ && for t in gdb gcore strace ltrace readelf objdump strings file yara ps ss nsenter trivy dive; do \
+      command -v "$t" >/dev/null || { echo "missing tool: $t" >&2; exit 1; }; \
+    done
+
+# No VOLUME: an undeclared mount would leave an anonymous volume behind on the suspect
+# host. The responder mounts /evidence explicitly.
+WORKDIR /evidence
+
+# Labels last: CREATED changes on every build and must not invalidate the layers above.
+ARG VERSION=unknown
+ARG REVISION=unknown
+ARG CREATED=unknown
+ARG SOURCE=unknown
+LABEL org.opencontainers.image.title="forensic-container" \
+      org.opencontainers.image.description="Forensic appliance for Docker hosts" \
+      org.opencontainers.image.version="${VERSION}" \
+      org.opencontainers.image.revision="${REVISION}" \
+      org.opencontainers.image.created="${CREATED}" \
+      org.opencontainers.image.source="${SOURCE}" \
+      org.opencontainers.image.licenses="Apache-2.0"
+
+# Runs as root: reading /host, other processes' memory and the engine's socket needs it.
+# Nothing listens and nothing else runs: the entrypoint is the CLI itself.
+ENTRYPOINT ["forensics"]
+CMD ["--help"]
