@@ -26,19 +26,21 @@
 
 ARG BASE=debian:bookworm-slim
 
-# ---- stage 1: a venv with the pinned wheels, then our own ----------------------------
-# A separate stage so that the wheelhouse (60 MB, trivy alone 51 MB) never becomes a layer
-# of the final image: a COPY followed by rm still ships the COPY's layer.
-FROM ${BASE} AS venv
+# ---- stage 1, deps: a venv with the locked wheels ------------------------------------
+# Separate stages so that the wheelhouse (63 MB, trivy alone 51 MB) never becomes a layer
+# of the final image (a COPY followed by rm still ships the COPY's layer), and so that a
+# change to our code rebuilds only the small pkg stage, not this one.
+FROM ${BASE} AS deps
 ENV DEBIAN_FRONTEND=noninteractive PIP_DISABLE_PIP_VERSION_CHECK=1 PIP_NO_CACHE_DIR=1
 RUN apt-get update \
  && apt-get install -y --no-install-recommends python3 python3-venv \
  && rm -rf /var/lib/apt/lists/* \
  && python3 -m venv /opt/forensics
-# The locked wheels change rarely: their own layer, cached across code changes.
 # --require-hashes: every wheel must match requirements-image.txt byte for byte, and every
 # dependency must be in it (pip refuses an unpinned one in this mode). The glob lets the
-# COPY pass without a wheelhouse/ (the registry path).
+# COPY pass without a wheelhouse/ (the registry path). setuptools, which is locked only to
+# build our package, is set aside in /build for the pkg stage; the venv itself keeps
+# neither pip nor setuptools (nothing imports them at run time; 23 MB).
 ARG PIP_INDEX_URL
 ARG PIP_TRUSTED_HOST
 COPY requirements-image.txt wheelhouse/*.whl /wheelhouse/
@@ -49,32 +51,47 @@ RUN if [ -n "$(find /wheelhouse -name '*.whl' -print -quit)" ]; then \
            "${PIP_INDEX_URL:-the default package index} (scripts/wheelhouse prepares one)" >&2; \
       set --; \
     fi \
- && /opt/forensics/bin/pip install "$@" --require-hashes -r /wheelhouse/requirements-image.txt \
+ && pip=/opt/forensics/bin/pip \
+ && $pip install "$@" --require-hashes -r /wheelhouse/requirements-image.txt \
+ && mkdir /build && grep '^setuptools==' /wheelhouse/requirements-image.txt >/build/setuptools.txt \
+ && $pip download "$@" --no-deps --require-hashes -r /build/setuptools.txt -d /build \
+ && $pip uninstall -q -y setuptools \
+ && /opt/forensics/bin/python -m pip uninstall -q -y pip \
+ && /opt/forensics/bin/dive --version && /opt/forensics/bin/trivy --version \
  && rm -rf /wheelhouse
-# Our package, built here by the image's own Python with the locked setuptools: no index,
-# no build isolation, no dependency resolution (--no-deps: all are installed above, and
-# pip check fails the build if one is missing).
+
+# ---- stage 2, pkg: our package, built by the image's own Python ----------------------
+# A throw-away venv with the locked setuptools builds the wheel (no index, no build
+# isolation), and installs it into /opt/forensics with --no-deps: every dependency is
+# there already, and pip check fails the build if one is missing. Only our package's own
+# files go on to the final stage, through /stage.
+FROM deps AS pkg
+RUN python3 -m venv /build/venv \
+ && /build/venv/bin/pip install -q --no-index --find-links /build --require-hashes \
+      -r /build/setuptools.txt
 COPY pyproject.toml README.m[d] /src/
 COPY forensics/ /src/forensics/
 RUN cd /src && { [ -e README.md ] || : >README.md; } \
- && /opt/forensics/bin/pip install --no-index --no-deps --no-build-isolation /src \
- && /opt/forensics/bin/pip check \
- && /opt/forensics/bin/python -c 'import forensics, docker, typer, rich, psutil, r2pipe, volatility3' \
- && /opt/forensics/bin/dive --version && /opt/forensics/bin/trivy --version \
- && /opt/forensics/bin/python -m pip uninstall -q -y pip setuptools
-# (pip and setuptools go: nothing imports them at run time, and they are 23 MB.)
+ && pip=/build/venv/bin/pip \
+ && $pip wheel -q --no-index --no-deps --no-build-isolation -w /build/dist /src \
+ && $pip --python /opt/forensics/bin/python install --no-index --no-deps /build/dist/forensics-*.whl \
+ && $pip --python /opt/forensics/bin/python check \
+ && /opt/forensics/bin/python -c 'import forensics.cli, docker, typer, rich, psutil, r2pipe, volatility3' \
+ && mkdir /stage && cd / && cp -a --parents /opt/forensics/bin/forensics \
+      /opt/forensics/lib/python3*/site-packages/forensics \
+      /opt/forensics/lib/python3*/site-packages/forensics-*.dist-info /stage/
 
-# ---- stage 2: the appliance -----------------------------------------------------------
+# ---- stage 3: the appliance -----------------------------------------------------------
 FROM ${BASE}
 # gdb brings gcore; util-linux brings nsenter; procps and iproute2 give ps/ss for live
 # state; file, binutils (readelf, objdump, strings) and yara look at binaries without
-# running them. python3 is the interpreter the venv from stage 1 points at (same base,
-# same package).
+# running them. python3 is the interpreter the venv points at (same base, same package).
 RUN apt-get update \
  && DEBIAN_FRONTEND=noninteractive apt-get install -y --no-install-recommends \
       python3 gdb strace ltrace binutils file yara procps iproute2 util-linux ca-certificates \
  && rm -rf /var/lib/apt/lists/* /var/cache/apt/archives/*.deb
-COPY --from=venv /opt/forensics /opt/forensics
+COPY --from=deps /opt/forensics /opt/forensics
+COPY --from=pkg /stage/ /
 
 # FORENSICS_APPLIANCE tells the package it runs as the appliance (it then looks for its
 # own container and leaves it out of findings); FORENSICS_OUTPUT is the default output.
