@@ -66,6 +66,8 @@ RUN if [ -n "$(find /wheelhouse -name '*.whl' -print -quit)" ]; then \
 # there already, and pip check fails the build if one is missing. Only our package's own
 # files go on to the final stage, through /stage.
 FROM deps AS pkg
+# Marks this stage's leftover images, which scripts/build-image removes after a build.
+LABEL io.forensic-container.stage=pkg
 RUN python3 -m venv /build/venv \
  && /build/venv/bin/pip install -q --no-index --find-links /build --require-hashes \
       -r /build/setuptools.txt
