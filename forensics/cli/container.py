@@ -1,9 +1,15 @@
 from __future__ import annotations
 
+from typing import Annotated
+
 import typer
 
 from forensics.cli.common import DockerHost, Json, NoEngine, Root, emit_json, host_context
+from forensics.containers.diff import MAX_HASH, DiffOptions, analyse, diff_record
+from forensics.containers.layers import ContainerLayers, container_layers, resolve_container
 from forensics.containers.listing import merge
+from forensics.context import HostContext
+from forensics.host.disk import DiskContainer
 from forensics.records import NotAvailable
 
 app = typer.Typer(help="Containers: list, diff, extract, compare (read from disk).", no_args_is_help=True)
@@ -34,3 +40,41 @@ def list_(
         terminal.out.print(f"[red]{finding.severity.value}[/] {finding.title}")
     for problem in inventory.problems:
         terminal.err.print(f"problem: {problem.path}: {problem.message}")
+
+
+def _container(ctx: HostContext, ref: str) -> tuple[DiskContainer, ContainerLayers]:
+    disk = ctx.disk()
+    disk.require()
+    inventory = disk.inventory()
+    container = resolve_container(inventory, ref)
+    return container, container_layers(disk, inventory, container)
+
+
+ContainerRef = Annotated[
+    str, typer.Argument(help="Container name, id or unique id prefix.", show_default=False)
+]
+MaxHash = Annotated[int, typer.Option("--max-hash-size", help="Largest file hashed, in bytes.", min=0)]
+
+
+@app.command("diff")
+def diff_(
+    container: ContainerRef,
+    json: Json = False,
+    root: Root = None,
+    docker_host: DockerHost = None,
+    no_engine: NoEngine = False,
+    max_hash_size: MaxHash = MAX_HASH,
+    no_yara: Annotated[bool, typer.Option("--no-yara", help="Do not run the YARA rules.")] = False,
+) -> None:
+    """What the container changed (A/C/D, as `docker diff`), read from its writable layer on disk,
+    with metadata, hashes, the image layer of each original, and suspicious-change flags."""
+    ctx = host_context(root, docker_host, no_engine)
+    found, layers = _container(ctx, container)
+    options = DiffOptions(hash_limit=max_hash_size, yara=not no_yara, engine=ctx.engine())
+    result = analyse(found, layers, str(ctx.root), options)
+    if json:
+        emit_json(diff_record(result))
+        return
+    from forensics.report import terminal
+
+    terminal.container_diff(result)

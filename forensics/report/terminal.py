@@ -94,3 +94,43 @@ def triage(result: TriageResult, top: int = 10) -> None:
     out.print(f"triage {state}")
     out.print(f"archive {result.archive.path}")
     out.print(f"sha256  {result.archive.sha256}")
+
+
+# ---- containers: diff, compare, extract ---------------------------------------------
+
+
+def _flag_text(flags: tuple[str, ...]) -> str:
+    return f"  [yellow]{' '.join(flags)}[/]" if flags else ""
+
+
+def container_diff(diff: ContainerDiff) -> None:
+    from rich.markup import escape
+
+    from forensics.containers.diff import show
+
+    colours = {"A": "green", "C": "yellow", "D": "red"}
+    for entry in diff.entries:
+        out.print(f"[{colours[entry.kind]}]{entry.kind}[/] {escape(show(entry.path))}{_flag_text(entry.flags)}",
+                  highlight=False)  # fmt: skip
+    counts = ", ".join(f"{diff.counts.get(k, 0)} {k}" for k in "ACD")
+    err.print(f"{diff.name or diff.container_id[:12]}: {counts}; {diff.entries_examined} entries in the "
+              f"writable layer; layers from {diff.layers.source}", highlight=False)  # fmt: skip
+    if isinstance(diff.engine, NotAvailable):
+        err.print(f"engine cross-check: not done ({diff.engine.reason})", highlight=False)
+    elif diff.engine.agrees:
+        err.print(f"engine cross-check: the Engine API lists the same {diff.engine.engine_count} changes")
+    yara = diff.yara
+    err.print(f"yara: {yara.status}{': ' + yara.reason if yara.reason else ''}"
+              f"{f' ({yara.files} files, {len(yara.matches)} matches)' if yara.status == 'ran' else ''}",
+              highlight=False)  # fmt: skip
+    for finding in diff.findings:
+        out.print(f"  [{_COLOURS[finding.severity]}]{finding.severity.value:8}[/] {escape(finding.title)}",
+                  highlight=False)  # fmt: skip
+    for problem in diff.problems:
+        err.print(f"[yellow]problem:[/] {escape(problem)}", highlight=False)
+
+
+import typing  # noqa: E402  (kept with the container renderers, below the others)
+
+if typing.TYPE_CHECKING:
+    from forensics.containers.diff import ContainerDiff

@@ -1,0 +1,152 @@
+"""Run the suspicious-change rule table over a container's changes.
+
+The table is data (:mod:`forensics.rules.container_changes`); here are the named checks
+the table refers to, and the matcher. The diff offers each change once: :meth:`wanted`
+says which rules look at it (path, kind, type; cheap), the diff reads the file's head once
+if any of them needs content, and :meth:`matches` gives the rules that hold.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import fnmatch
+import stat
+from collections.abc import Callable, Sequence
+
+from forensics.rules.container_changes import RULES, WEB_SCRIPTS, ChangeRule
+
+SYSTEM_DIRS = (b"/", b"/bin", b"/sbin", b"/usr/bin", b"/usr/sbin", b"/usr/local/bin", b"/usr/local/sbin",
+               b"/lib", b"/lib64", b"/usr/lib", b"/usr/lib64", b"/usr/local/lib", b"/etc", b"/boot", b"/dev",
+               b"/tmp", b"/var/tmp", b"/dev/shm", b"/run", b"/var/run", b"/root", b"/var/www", b"/srv",
+               b"/opt", b"/var/spool", b"/var/lib")  # fmt: skip
+"""Directories where a new dot-file is hidden rather than a user's configuration."""
+
+KNOWN_DOTFILES = {b"/.dockerenv", b"/etc/.pwd.lock", b"/tmp/.X11-unix", b"/tmp/.ICE-unix", b"/tmp/.XIM-unix",
+                  b"/tmp/.font-unix", b"/tmp/.Test-unix", b"/etc/.java", b"/root/.cache", b"/root/.config",
+                  b"/root/.local", b"/root/.npm", b"/root/.wget-hsts", b"/root/.gnupg",
+                  b"/root/.ash_history", b"/root/.bash_history", b"/root/.profile", b"/root/.bashrc",
+                  b"/root/.ssh", b"/root/.viminfo", b"/root/.lesshst", b"/root/.python_history"}  # fmt: skip
+"""Dot-files that are ordinary where they are (the histories have their own rule)."""
+
+
+@dataclasses.dataclass(frozen=True)
+class Candidate:
+    """What the checks see of one change."""
+
+    kind: str
+    path: bytes
+    file_type: str
+    """Of the current entry, or of the original for ``D``."""
+    mode: int
+    """Current st_mode (the original's for ``D``)."""
+    size: int
+    original_mode: int | None
+    original_size: int | None
+
+
+def _name(path: bytes) -> bytes:
+    return path.rsplit(b"/", 1)[-1]
+
+
+def _parent(path: bytes) -> bytes:
+    return path.rsplit(b"/", 1)[0] or b"/"
+
+
+def odd_name(c: Candidate, _head: bytes) -> bool:
+    name = _name(c.path)
+    try:
+        text = name.decode("utf-8")
+    except UnicodeDecodeError:
+        return True
+    if any(ord(ch) < 0x20 or ord(ch) == 0x7F for ch in text):
+        return True
+    if text.strip(". ") == "" and text not in (".", ".."):
+        return True  # "...", ". ", ".. " and the like
+    return text != text.strip() or "\u202e" in text or "\u00a0" in text
+
+
+def hidden_name(c: Candidate, _head: bytes) -> bool:
+    name = _name(c.path)
+    if not name.startswith(b".") or c.path in KNOWN_DOTFILES:
+        return False
+    return _parent(c.path) in SYSTEM_DIRS
+
+
+def new_setuid(c: Candidate, _head: bytes) -> bool:
+    bits = stat.S_ISUID | stat.S_ISGID
+    if c.kind == "D" or not c.mode & bits:
+        return False
+    if c.mode & stat.S_ISGID and not c.mode & stat.S_IXGRP and not c.mode & stat.S_ISUID:
+        return False  # setgid without group execute is mandatory locking, not privilege
+    return c.original_mode is None or (c.mode & bits) & ~c.original_mode != 0
+
+
+def emptied(c: Candidate, _head: bytes) -> bool:
+    if c.kind == "D":
+        return True
+    if c.size == 0:
+        return c.kind == "C" or "history" in _name(c.path).decode("utf-8", "replace")
+    return c.original_size is not None and c.size < c.original_size
+
+
+def web_script(c: Candidate, _head: bytes) -> bool:
+    name = _name(c.path).decode("utf-8", "replace").lower()
+    return any(fnmatch.fnmatchcase(name, pattern) for pattern in WEB_SCRIPTS)
+
+
+CHECKS: dict[str, Callable[[Candidate, bytes], bool]] = {
+    "odd-name": odd_name,
+    "hidden-name": hidden_name,
+    "new-setuid": new_setuid,
+    "emptied": emptied,
+    "web-script": web_script,
+}
+"""Named checks the rule table may use."""
+
+
+class Matcher:
+    """The rule table, compiled once."""
+
+    def __init__(self, rules: Sequence[ChangeRule] = RULES) -> None:
+        for rule in rules:
+            if rule.check and rule.check not in CHECKS:
+                raise ValueError(f"rule {rule.id} names an unknown check {rule.check!r}")
+        self.rules = list(rules)
+        self._patterns = {rule.id: rule.pattern() for rule in rules}
+
+    def wanted(self, c: Candidate) -> list[ChangeRule]:
+        """Rules that look at this change, by kind, type and path alone."""
+        text = c.path.decode("utf-8", "surrogateescape")
+        out = []
+        for rule in self.rules:
+            if c.kind not in rule.kinds:
+                continue
+            if rule.file_types and c.file_type not in rule.file_types:
+                continue
+            if not any(fnmatch.fnmatchcase(text, p) for p in rule.paths):
+                continue
+            if any(fnmatch.fnmatchcase(text, p) for p in rule.exclude):
+                continue
+            out.append(rule)
+        return out
+
+    @staticmethod
+    def window(rules: Sequence[ChangeRule]) -> int:
+        """How many bytes of the file the wanted rules need (0: none)."""
+        return max((r.window for r in rules if r.wants_content), default=0)
+
+    def matches(self, c: Candidate, rules: Sequence[ChangeRule], head: bytes) -> list[ChangeRule]:
+        """The wanted rules that hold, given the file's first bytes."""
+        out = []
+        for rule in rules:
+            data = head[: rule.window]
+            if rule.magic and not any(data.startswith(m) for m in rule.magic):
+                continue
+            pattern = self._patterns[rule.id]
+            if pattern is not None and not pattern.search(data):
+                continue
+            if rule.check and not CHECKS[rule.check](c, data):
+                continue
+            out.append(rule)
+        superseded = {s for r in out for s in r.supersedes}
+        return [r for r in out if r.id not in superseded]

@@ -1,0 +1,469 @@
+"""``container diff``: what a container changed, read from disk, with what each change is.
+
+:mod:`forensics.containers.overlay` gives the engine's list of changes; here each one gets
+its metadata (type, mode, owner, size, times), a SHA-256 for regular files (read through
+a :class:`RootFS` over the writable layer, size-bounded), a link's target (as data), the
+image layer that held the original, and the flags of the suspicious-change rules
+(:mod:`forensics.rules.container_changes`). The same pass reads each file once: for its
+hash, and for its first bytes when a rule wants them. Added and changed files then go
+through the YARA rules, and, when the Engine API answers, its own list of changes is
+compared with ours.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import hashlib
+import os
+import stat
+from collections import Counter, defaultdict
+from collections.abc import Sequence
+from typing import Any
+
+from forensics.containers import yarascan
+from forensics.containers.checks import Candidate, Matcher
+from forensics.containers.layers import ContainerLayers, Layer, host_path
+from forensics.containers.overlay import RawChange, compute_changes
+from forensics.errors import UnsafePath
+from forensics.findings import Finding, Severity
+from forensics.host.disk import DiskContainer
+from forensics.host.engine import Engine
+from forensics.host.rootfs import RootFS, file_type
+from forensics.records import NotAvailable, display_path, path_record, to_jsonable
+
+MAX_HASH = 100 * 1024 * 1024
+"""Largest file hashed; a larger one gets NotAvailable (its first bytes are still checked)."""
+CHUNK = 1 << 20
+MAX_LISTED = 50
+"""Paths named in one finding's details."""
+_KINDS = {0: "C", 1: "A", 2: "D"}
+
+
+@dataclasses.dataclass(frozen=True)
+class FileMeta:
+    """What lstat says of one entry."""
+
+    file_type: str
+    mode: int
+    """st_mode, type bits included."""
+    permissions: str
+    """As ``ls -l`` shows it, e.g. ``-rwsr-xr-x``."""
+    uid: int
+    gid: int
+    size: int
+    nlink: int
+    atime_ns: int
+    mtime_ns: int
+    ctime_ns: int
+    rdev: str | None
+    """``major:minor`` for a device, else None."""
+
+    @classmethod
+    def of(cls, st: os.stat_result) -> FileMeta:
+        device = stat.S_ISCHR(st.st_mode) or stat.S_ISBLK(st.st_mode)
+        return cls(
+            file_type=file_type(st.st_mode),
+            mode=st.st_mode,
+            permissions=stat.filemode(st.st_mode),
+            uid=st.st_uid,
+            gid=st.st_gid,
+            size=st.st_size,
+            nlink=st.st_nlink,
+            atime_ns=st.st_atime_ns,
+            mtime_ns=st.st_mtime_ns,
+            ctime_ns=st.st_ctime_ns,
+            rdev=f"{os.major(st.st_rdev)}:{os.minor(st.st_rdev)}" if device else None,
+        )
+
+
+@dataclasses.dataclass(frozen=True)
+class DiffEntry:
+    """One change, as ``docker diff`` lists it, and what it is."""
+
+    kind: str
+    """``A`` added, ``C`` changed, ``D`` deleted."""
+    path: bytes
+    """Absolute path inside the container (bytes: names need not be UTF-8)."""
+    cause: str
+    """Why it is listed: ``new``, ``stat``, ``capability``, ``parent`` (something below
+    it changed), ``whiteout``, ``xattr-whiteout``, ``opaque`` (hidden by an opaque dir)."""
+    current: FileMeta | None
+    """The entry in the writable layer (None for D)."""
+    original: FileMeta | None
+    """The entry in the image's layers (None for A)."""
+    layer: Layer | None
+    """The lower layer that held the original (None for A)."""
+    sha256: str | NotAvailable
+    """Of the current content, for a regular file."""
+    link_target: bytes | NotAvailable | None
+    """A symlink's target, as data (None: not a link)."""
+    executable: bool
+    """A regular file with an execute bit."""
+    flags: tuple[str, ...] = ()
+    """Ids of the suspicious-change rules (and YARA rules, ``yara:<rule>``) that fired."""
+
+
+@dataclasses.dataclass(frozen=True)
+class MountRecord:
+    """A volume or bind mount: its content is not in the writable layer."""
+
+    destination: str
+    source: str
+    type: str
+    name: str
+    rw: bool
+
+
+@dataclasses.dataclass(frozen=True)
+class EngineCheck:
+    """The Engine API's ``GET /containers/{id}/changes`` beside ours."""
+
+    engine_count: int
+    only_engine: list[str]
+    """``K /path`` the engine lists and the disk does not (asked twice)."""
+    only_disk: list[str]
+    """``K /path`` the disk shows and the engine does not (asked twice)."""
+
+    @property
+    def agrees(self) -> bool:
+        return not (self.only_engine or self.only_disk)
+
+
+@dataclasses.dataclass(frozen=True)
+class DiffOptions:
+    hash_limit: int = MAX_HASH
+    yara: bool = True
+    engine: Engine | NotAvailable = dataclasses.field(default_factory=lambda: NotAvailable("not asked"))
+    evidence: str = ""
+    """Where the diff is stored in the archive, for the findings' evidence."""
+
+
+@dataclasses.dataclass(frozen=True)
+class ContainerDiff:
+    """A container's changes against its image, from disk."""
+
+    container_id: str
+    name: str
+    image_id: str
+    image_ref: str
+    state: str
+    layers: ContainerLayers
+    entries: list[DiffEntry]
+    counts: dict[str, int]
+    entries_examined: int
+    truncated: bool
+    problems: list[str]
+    mounts: list[MountRecord]
+    yara: yarascan.YaraScan
+    engine: EngineCheck | NotAvailable
+    findings: list[Finding]
+
+
+def show(path: bytes) -> str:
+    """A path for one line of text: non-UTF-8 and control characters escaped."""
+    text = display_path(path)
+    return "".join(ch if ch.isprintable() else f"\\x{ord(ch):02x}" for ch in text)
+
+
+def _read(fs: RootFS, path: bytes, hash_limit: int, window: int) -> tuple[str | NotAvailable, bytes]:
+    """(SHA-256 or why not, first ``window`` bytes) of a regular file, read once."""
+    try:
+        with fs.open_regular(path, follow=False) as (fd, st):
+            if st.st_size > hash_limit:
+                return NotAvailable(f"{st.st_size} bytes, over the {hash_limit}-byte hash limit"), (
+                    os.pread(fd, window, 0) if window else b""
+                )
+            digest = hashlib.sha256()
+            head = bytearray()
+            read = 0
+            while True:
+                chunk = os.read(fd, min(CHUNK, hash_limit + 1 - read))
+                if not chunk:
+                    break
+                read += len(chunk)
+                if read > hash_limit:
+                    return NotAvailable(f"grew past the {hash_limit}-byte hash limit while read"), bytes(head)
+                digest.update(chunk)
+                if len(head) < window:
+                    head += chunk[: window - len(head)]
+            return digest.hexdigest(), bytes(head)
+    except (UnsafePath, OSError) as exc:
+        return NotAvailable(f"unreadable: {exc}"), b""
+
+
+def _mounts(container: DiskContainer) -> list[MountRecord]:
+    points = container.config.get("MountPoints")
+    out = []
+    if isinstance(points, dict):
+        for dest, point in sorted(points.items()):
+            if isinstance(point, dict):
+                out.append(
+                    MountRecord(
+                        destination=str(point.get("Destination") or dest),
+                        source=str(point.get("Source") or ""),
+                        type=str(point.get("Type") or ""),
+                        name=str(point.get("Name") or ""),
+                        rw=point.get("RW") is True,
+                    )
+                )
+    return out
+
+
+def _candidate(raw: RawChange) -> Candidate:
+    here = raw.new if raw.new is not None else raw.old
+    assert here is not None
+    return Candidate(
+        kind=raw.kind,
+        path=raw.path,
+        file_type=file_type(here.st_mode),
+        mode=here.st_mode,
+        size=here.st_size,
+        original_mode=raw.old.st_mode if raw.old is not None else None,
+        original_size=raw.old.st_size if raw.old is not None else None,
+    )
+
+
+def enrich(
+    raw_changes: Sequence[RawChange], layers: ContainerLayers, root: str, hash_limit: int = MAX_HASH,
+    matcher: Matcher | None = None,
+) -> tuple[list[DiffEntry], dict[str, list[bytes]]]:  # fmt: skip
+    """Metadata, hashes and rule flags for each change; also rule id -> paths flagged."""
+    matcher = matcher or Matcher()
+    fs = RootFS(host_path(root, layers.upper))
+    entries = []
+    flagged: dict[str, list[bytes]] = defaultdict(list)
+    for raw in raw_changes:
+        candidate = _candidate(raw)
+        wanted = matcher.wanted(candidate)
+        sha: str | NotAvailable = NotAvailable("deleted" if raw.new is None else "not a regular file")
+        head = b""
+        target: bytes | NotAvailable | None = None
+        if raw.new is not None and stat.S_ISREG(raw.new.st_mode):
+            sha, head = _read(fs, raw.path, hash_limit, Matcher.window(wanted))
+        elif raw.new is not None and stat.S_ISLNK(raw.new.st_mode):
+            try:
+                target = fs.readlink(raw.path)
+            except (UnsafePath, OSError) as exc:
+                target = NotAvailable(f"unreadable: {exc}")
+        fired = matcher.matches(candidate, wanted, head)
+        for rule in fired:
+            flagged[rule.id].append(raw.path)
+        layer = layers.lowers[raw.old_layer] if raw.old_layer is not None else None
+        entries.append(
+            DiffEntry(
+                kind=raw.kind,
+                path=raw.path,
+                cause=raw.cause,
+                current=FileMeta.of(raw.new) if raw.new is not None else None,
+                original=FileMeta.of(raw.old) if raw.old is not None else None,
+                layer=layer,
+                sha256=sha,
+                link_target=target,
+                executable=raw.new is not None
+                and stat.S_ISREG(raw.new.st_mode)
+                and bool(raw.new.st_mode & 0o111),
+                flags=tuple(rule.id for rule in fired),
+            )
+        )
+    return entries, dict(flagged)
+
+
+def analyse(
+    container: DiskContainer, layers: ContainerLayers, root: str, options: DiffOptions | None = None
+) -> ContainerDiff:
+    """Everything ``container diff`` shows for one container."""
+    options = options or DiffOptions()
+    lowers = [host_path(root, layer.path) for layer in layers.lowers]
+    upper = host_path(root, layers.upper)
+    changes = compute_changes(upper, lowers)
+    matcher = Matcher()
+    entries, flagged = enrich(changes.changes, layers, root, options.hash_limit, matcher)
+    entries.sort(key=lambda e: e.path)
+    scan = _yara(entries, upper, root) if options.yara else yarascan.skipped("not asked (--no-yara)")
+    if scan.matches:
+        by_path: dict[bytes, list[str]] = defaultdict(list)
+        for match in scan.matches:
+            by_path[match.path].append(f"yara:{match.rule}")
+        entries = [dataclasses.replace(e, flags=e.flags + tuple(by_path.get(e.path, ()))) for e in entries]
+    engine = _engine_check(options.engine, container.id, changes.changes, upper, lowers)
+    subject = f"container:{container.id}"
+    findings = _findings(
+        matcher, flagged, scan, engine, subject, options.evidence, changes.truncated, container
+    )
+    return ContainerDiff(
+        container_id=container.id,
+        name=container.name,
+        image_id=container.image_id,
+        image_ref=container.image_ref,
+        state=container.state.status,
+        layers=layers,
+        entries=entries,
+        counts=dict(Counter(e.kind for e in entries)),
+        entries_examined=changes.entries,
+        truncated=changes.truncated,
+        problems=layers.problems + changes.problems,
+        mounts=_mounts(container),
+        yara=scan,
+        engine=engine,
+        findings=findings,
+    )
+
+
+def _yara(entries: Sequence[DiffEntry], upper: str, root: str) -> yarascan.YaraScan:
+    files = [
+        e.path for e in entries if e.kind in "AC" and e.current is not None and e.current.file_type == "file"
+    ]
+    return yarascan.scan(RootFS(upper), files, forbidden_root=root)
+
+
+def _engine_check(
+    engine: Engine | NotAvailable, cid: str, ours: Sequence[RawChange], upper: str, lowers: list[str]
+) -> EngineCheck | NotAvailable:
+    if isinstance(engine, NotAvailable):
+        return engine
+    try:
+        first = engine_changes(engine, cid)
+    except Exception as exc:  # the daemon's trouble is a recorded fact, not our failure
+        return NotAvailable(f"the Engine API's changes could not be had: {exc}")
+    disk = {_key(c.kind, c.path) for c in ours}
+    if first == disk:
+        return EngineCheck(len(first), [], [])
+    # A running container may change between the two looks: ask both sides again and keep
+    # only what differs both times.
+    try:
+        second = engine_changes(engine, cid)
+    except Exception as exc:
+        return NotAvailable(f"the Engine API's changes could not be had a second time: {exc}")
+    again = {_key(c.kind, c.path) for c in compute_changes(upper, lowers).changes}
+    only_engine = sorted((first - disk) & (second - again))
+    only_disk = sorted((disk - first) & (again - second))
+    return EngineCheck(len(second), only_engine, only_disk)
+
+
+def _key(kind: str, path: bytes) -> str:
+    # The engine's JSON turns bytes that are not UTF-8 into U+FFFD; so do we, to compare.
+    return f"{kind} {path.decode('utf-8', 'replace')}"
+
+
+def engine_changes(engine: Engine, cid: str) -> set[str]:
+    """The engine's changes as ``K /path`` strings."""
+    out = set()
+    for item in engine.container_changes(cid):
+        kind = _KINDS.get(item.get("Kind"), "?")  # type: ignore[arg-type]
+        out.add(f"{kind} {item.get('Path', '')}")
+    return out
+
+
+def _findings(
+    matcher: Matcher, flagged: dict[str, list[bytes]], scan: yarascan.YaraScan,
+    engine: EngineCheck | NotAvailable, subject: str, evidence: str, truncated: bool,
+    container: DiskContainer,
+) -> list[Finding]:  # fmt: skip
+    where = (evidence,) if evidence else ()
+    label = container.name or container.id[:12]
+    out = []
+    for rule in matcher.rules:
+        paths = flagged.get(rule.id)
+        if not paths:
+            continue
+        more = f" and {len(paths) - 1} more" if len(paths) > 1 else ""
+        listed = "\n".join(show(p) for p in paths[:MAX_LISTED])
+        extra = f"\n... and {len(paths) - MAX_LISTED} more" if len(paths) > MAX_LISTED else ""
+        out.append(
+            Finding(
+                rule=f"container.{rule.id}",
+                severity=rule.severity,
+                title=f"{label}: {rule.title}: {show(paths[0])}{more}",
+                subject=subject,
+                source="containers.diff",
+                evidence=where,
+                details=(rule.details + "\n" if rule.details else "") + "Paths:\n" + listed + extra,
+            )
+        )
+    by_rule: dict[str, list[bytes]] = defaultdict(list)
+    for match in scan.matches:
+        by_rule[match.rule].append(match.path)
+    for rule_name, paths in sorted(by_rule.items()):
+        more = f" and {len(paths) - 1} more" if len(paths) > 1 else ""
+        out.append(
+            Finding(
+                rule=f"container.yara.{rule_name}",
+                severity=Severity.HIGH,
+                title=f"{label}: YARA rule {rule_name} matched {show(paths[0])}{more}",
+                subject=subject,
+                source="containers.diff",
+                evidence=where,
+                details="Paths:\n" + "\n".join(show(p) for p in paths[:MAX_LISTED]),
+            )
+        )
+    if isinstance(engine, EngineCheck) and not engine.agrees:
+        out.append(
+            Finding(
+                rule="container.diff-engine-mismatch",
+                severity=Severity.HIGH,
+                title=f"{label}: the Engine API's changes differ from the writable layer on disk",
+                subject=subject,
+                source="containers.diff",
+                evidence=where,
+                details="Asked twice, the daemon and the disk still disagree: a tampered daemon, or a "
+                "layer changed behind its back.\nOnly the engine:\n" + "\n".join(engine.only_engine[:MAX_LISTED])
+                + "\nOnly the disk:\n" + "\n".join(engine.only_disk[:MAX_LISTED]),
+            )
+        )  # fmt: skip
+    if truncated:
+        out.append(
+            Finding(
+                rule="container.diff-truncated",
+                severity=Severity.LOW,
+                title=f"{label}: the writable layer is too large to list whole: diff incomplete",
+                subject=subject,
+                source="containers.diff",
+                evidence=where,
+            )
+        )
+    return out
+
+
+def entry_record(entry: DiffEntry) -> dict[str, Any]:
+    """An entry as JSON: the path kept exactly (base64 when not UTF-8)."""
+    record: dict[str, Any] = {"kind": entry.kind, **path_record(entry.path), "cause": entry.cause}
+    meta = entry.current or entry.original
+    record["type"] = meta.file_type if meta else "unknown"
+    record["current"] = to_jsonable(entry.current)
+    record["original"] = to_jsonable(entry.original)
+    record["layer"] = to_jsonable(entry.layer)
+    record["sha256"] = to_jsonable(entry.sha256)
+    if isinstance(entry.link_target, bytes):
+        target = path_record(entry.link_target)
+        record["link_target"] = target["path"]
+        if "path_b64" in target:
+            record["link_target_b64"] = target["path_b64"]
+    else:
+        record["link_target"] = to_jsonable(entry.link_target)
+    record["executable"] = entry.executable
+    record["flags"] = list(entry.flags)
+    return record
+
+
+def diff_record(diff: ContainerDiff) -> dict[str, Any]:
+    """The whole diff as JSON."""
+    scan = diff.yara
+    return {
+        "container": {"id": diff.container_id, "name": diff.name, "image_id": diff.image_id,
+                      "image": diff.image_ref, "state": diff.state},
+        "counts": diff.counts,
+        "entries_examined": diff.entries_examined,
+        "truncated": diff.truncated,
+        "layers": to_jsonable(diff.layers),
+        "mounts": to_jsonable(diff.mounts),
+        "changes": [entry_record(e) for e in diff.entries],
+        "yara": {
+            "status": scan.status, "reason": scan.reason, "rule_files": scan.rule_files, "files": scan.files,
+            "matches": [{**path_record(m.path), "rule": m.rule} for m in scan.matches],
+            "not_scanned": [{**path_record(p), "why": why} for p, why in scan.not_scanned],
+            "argv": scan.argv, "batches": scan.batches, "errors": scan.errors,
+        },
+        "engine": to_jsonable(diff.engine),
+        "problems": diff.problems,
+        "findings": to_jsonable(diff.findings),
+    }  # fmt: skip

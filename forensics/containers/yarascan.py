@@ -1,0 +1,145 @@
+"""The folder of YARA rules (forensics/rules/yara/*.yar), run with the ``yara`` tool.
+
+The tool comes from the appliance's own PATH through :func:`forensics.tools.run`, never
+from the analysed root. It is never handed a path inside the suspect's file system: it
+would open it itself, following a link that a running container swapped in, and (on a
+writable mount) update the file's access time. Instead each file is read by us through
+:class:`RootFS` (no links, ``O_NOATIME``), copied into an anonymous memory file
+(``memfd_create``), and yara scans ``/proc/<our pid>/fd/<n>``. Files go in batches bounded
+in count and bytes; each batch is one ``--scan-list`` on stdin. When the tool is absent the
+scan is a recorded skip, not an error.
+"""
+
+from __future__ import annotations
+
+import collections
+import contextlib
+import dataclasses
+import os
+from collections.abc import Iterator, Sequence
+from pathlib import Path
+
+from forensics import tools
+from forensics.errors import UnsafePath
+from forensics.host.rootfs import RootFS
+from forensics.records import NotAvailable
+
+RULES_DIR = Path(__file__).resolve().parent.parent / "rules" / "yara"
+TIMEOUT = 300.0
+"""Seconds for one batch."""
+PER_FILE_TIMEOUT = 30
+MAX_FILE = 100 * 1024 * 1024
+BATCH_FILES = 200
+BATCH_BYTES = 256 * 1024 * 1024
+
+
+@dataclasses.dataclass(frozen=True)
+class YaraMatch:
+    path: bytes
+    """The file, as a path inside the container."""
+    rule: str
+
+
+@dataclasses.dataclass(frozen=True)
+class YaraScan:
+    """One run of the rules over a container's added and changed files."""
+
+    status: str
+    """``ran``, ``skipped`` (no tool, no rules, nothing to scan) or ``failed``."""
+    reason: str
+    rule_files: list[str]
+    files: int
+    """Files scanned."""
+    matches: list[YaraMatch]
+    not_scanned: list[tuple[bytes, str]]
+    """Files left out, and why."""
+    argv: list[str]
+    """The command line of the first batch (the scan list comes on stdin)."""
+    batches: int
+    errors: list[str]
+    """What yara said on stderr, and batches that failed, bounded."""
+
+
+def skipped(reason: str) -> YaraScan:
+    return YaraScan("skipped", reason, [], 0, [], [], [], 0, [])
+
+
+def rule_files(rules_dir: Path = RULES_DIR) -> list[Path]:
+    return sorted(rules_dir.glob("*.yar")) if rules_dir.is_dir() else []
+
+
+@contextlib.contextmanager
+def _memfd_copy(fs: RootFS, path: bytes, limit: int) -> Iterator[tuple[int, int]]:
+    """(memfd, size) holding the file's content; the memfd is closed afterwards."""
+    with fs.open_regular(path, follow=False) as (src, st):
+        if st.st_size > limit:
+            raise UnsafePath(f"{st.st_size} bytes, over the {limit}-byte limit")
+        mem = os.memfd_create("forensics-yara", os.MFD_CLOEXEC)
+        try:
+            copied = 0
+            while chunk := os.read(src, min(1 << 20, limit + 1 - copied)):
+                copied += len(chunk)
+                if copied > limit:
+                    raise UnsafePath(f"grew past the {limit}-byte limit while read")
+                os.write(mem, chunk)
+            yield mem, copied
+        finally:
+            os.close(mem)
+
+
+def scan(
+    fs: RootFS,
+    paths: Sequence[bytes],
+    forbidden_root: str,
+    rules_dir: Path = RULES_DIR,
+    max_file: int = MAX_FILE,
+    timeout: float = TIMEOUT,
+) -> YaraScan:
+    """Run every rule over the regular files ``paths`` inside ``fs``."""
+    rules = [str(p) for p in rule_files(rules_dir)]
+    binary = tools.which("yara", forbidden_root=forbidden_root)
+    if isinstance(binary, NotAvailable):
+        return skipped(binary.reason)
+    if not rules:
+        return skipped(f"no *.yar rules in {rules_dir}")
+    if not paths:
+        return dataclasses.replace(skipped("no added or changed regular files"), rule_files=rules)
+    argv = [binary, "--no-warnings", "--no-follow-symlinks", f"--timeout={PER_FILE_TIMEOUT}",
+            *rules, "--scan-list", "/dev/stdin"]  # fmt: skip
+    matches: list[YaraMatch] = []
+    not_scanned: list[tuple[bytes, str]] = []
+    errors: list[str] = []
+    scanned = batches = 0
+    failed = False
+    todo = collections.deque(paths)
+    while todo:
+        with contextlib.ExitStack() as stack:
+            batch: dict[bytes, bytes] = {}
+            size = 0
+            while todo and len(batch) < BATCH_FILES and size < BATCH_BYTES:
+                path = todo.popleft()
+                try:
+                    mem, copied = stack.enter_context(_memfd_copy(fs, path, max_file))
+                except (UnsafePath, OSError) as exc:
+                    not_scanned.append((path, str(exc)))
+                    continue
+                batch[f"/proc/{os.getpid()}/fd/{mem}".encode()] = path
+                size += copied
+            if not batch:
+                continue
+            batches += 1
+            result = tools.run(argv, timeout=timeout, stdin=b"\n".join(batch) + b"\n")
+            scanned += len(batch)
+            for line in result.stdout.splitlines():
+                rule, sep, where = line.partition(b" ")
+                if sep and where in batch:
+                    matches.append(YaraMatch(batch[where], rule.decode("ascii", "replace")))
+            for said in result.stderr.decode("utf-8", "replace").splitlines():
+                if len(errors) < 200:
+                    errors.append(said)
+            if not result.ok:
+                failed = True
+                errors.append(f"batch {batches}: {result.describe()}")
+    status = "failed" if failed else "ran"
+    reason = "a batch failed: see errors" if failed else ""
+    return YaraScan(status, reason, rules, scanned, matches, not_scanned, argv, batches, errors)
