@@ -110,8 +110,8 @@ RUN forensics --help >/dev/null \
       command -v "$t" >/dev/null || { echo "missing tool: $t" >&2; exit 1; }; \
     done
 
-# No VOLUME: an undeclared mount would leave an anonymous volume behind on the suspect
-# host. The responder mounts /evidence explicitly.
+# No VOLUME: a declared one would leave an anonymous volume behind on the suspect host
+# whenever /evidence is not mounted. The responder mounts /evidence explicitly.
 WORKDIR /evidence
 
 # Labels last: CREATED changes on every build and must not invalidate the layers above.
