@@ -36,6 +36,9 @@ def default_docker_host(root: Path) -> str | NotAvailable:
     """
     if os.environ.get("DOCKER_HOST"):
         return os.environ["DOCKER_HOST"]
+    if is_appliance() and _is_socket(DEFAULT_SOCKET):
+        # The responder mounted the socket explicitly: prefer it to the one seen through /host.
+        return "unix://" + DEFAULT_SOCKET
     if str(root) != "/":
         try:
             resolved = RootFS(root).resolve("/var/run/docker.sock")
@@ -49,6 +52,13 @@ def default_docker_host(root: Path) -> str | NotAvailable:
                 "pass --docker-host to use one"
             )
     return "unix://" + DEFAULT_SOCKET
+
+
+def _is_socket(path: str) -> bool:
+    try:
+        return stat.S_ISSOCK(os.stat(path).st_mode)
+    except OSError:
+        return False
 
 
 @dataclasses.dataclass
