@@ -7,7 +7,7 @@ import sys
 import typer
 
 from forensics import __version__
-from forensics.cli import container, doctor, evidence, placeholders, triage
+from forensics.cli import binary, container, doctor, evidence, placeholders, triage
 from forensics.errors import EXIT_USAGE, ForensicsError
 
 app = typer.Typer(
@@ -38,6 +38,7 @@ app.add_typer(container.app, name="container")
 for name, sub in placeholders.apps().items():
     app.add_typer(sub, name=name)
 app.add_typer(evidence.app, name="evidence")
+app.add_typer(binary.app, name="binary")
 app.command("triage")(triage.triage)
 app.command("doctor")(doctor.doctor)
 

@@ -9,7 +9,6 @@ PLANNED = {
     "scan": "Vulnerability and hardening scans: trivy, dockle-style lint, docker-bench host checks.",
     "process": "Processes: inventory, pspy-style monitor, strace capture.",
     "memory": "Memory: gcore dumps, secret search, volatility3.",
-    "binary": "Static binary triage: radare2 via r2pipe, native ELF analysis.",
 }
 
 

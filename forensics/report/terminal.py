@@ -134,3 +134,91 @@ import typing  # noqa: E402  (kept with the container renderers, below the other
 
 if typing.TYPE_CHECKING:
     from forensics.containers.diff import ContainerDiff
+
+
+# ---- binary: static triage ------------------------------------------------------------
+
+from typing import TYPE_CHECKING  # noqa: E402  (kept with the binary renderer)
+
+if TYPE_CHECKING:
+    from forensics.binary.records import BinaryReport
+
+
+def _bin_text(text: str, limit: int = 200) -> str:
+    """The suspect's text made safe for a terminal: no control characters, no Rich markup."""
+    from rich.markup import escape
+
+    clean = "".join(c if c.isprintable() else f"\\x{ord(c):02x}" for c in text[:limit])
+    return escape(clean + ("…" if len(text) > limit else ""))
+
+
+def binary_report(report: BinaryReport, strings: int = 0, listed: int = 12) -> None:
+    """One file's static triage: identity, structure, indicators, verdict, what ran."""
+    p = out.print
+    p(f"[bold]file[/]        {_bin_text(report.source)}  ({report.size} bytes)", highlight=False)
+    tool = report.file_type.file_tool
+    p(f"[bold]type[/]        {report.file_type.description}"
+      + (f"  [dim]file: {_bin_text(tool)}[/]" if isinstance(tool, str) else ""), highlight=False)  # fmt: skip
+    h = report.hashes
+    for name in ("md5", "sha1", "sha256", "ssdeep"):
+        p(f"[bold]{name:<11}[/] {_val(getattr(h, name))}", highlight=False)
+    elf = report.elf
+    if not isinstance(elf, NotAvailable):
+        linking = "static" if elf.static else "dynamic"
+        p(f"[bold]elf[/]         {elf.arch} ELF{elf.elf_class} {elf.endianness}-endian {elf.elf_type} "
+          f"entry {elf.entry:#x}; {'PIE' if elf.pie else 'not PIE'}, {linking}, "
+          f"{'stripped' if elf.stripped else 'not stripped'}", highlight=False)  # fmt: skip
+        if isinstance(elf.interpreter, str):
+            p(f"[bold]interpreter[/] {_bin_text(elf.interpreter)}", highlight=False)
+        if elf.needed:
+            p(f"[bold]needed[/]      {_bin_text(', '.join(elf.needed))}", highlight=False)
+        p(f"[bold]symbols[/]     {len(elf.imports)} imports, {len(elf.exports)} exports, "
+          f"{len(elf.functions)} functions, {elf.symbols_total} in tables; section headers: "
+          f"{_bin_text(elf.section_headers)}", highlight=False)  # fmt: skip
+        if elf.imports:
+            more = f" … (+{len(elf.imports) - 40})" if len(elf.imports) > 40 else ""
+            p(f"[bold]imports[/]     {_bin_text(', '.join(elf.imports[:40]), 2000)}{more}", highlight=False)
+        table = Table("segment", "flags", "offset", "filesz", "memsz", "entropy", title="program headers")
+        for seg in elf.segments[:listed]:
+            table.add_row(seg.type, seg.flags, f"{seg.offset:#x}", str(seg.filesz), str(seg.memsz),
+                          _bin_entropy(seg.entropy))  # fmt: skip
+        if elf.segments:
+            out.print(table)
+        table = Table("section", "type", "flags", "size", "entropy", title="sections")
+        for sec in elf.sections[: listed * 3]:
+            name = _bin_text(sec.name, 40)
+            table.add_row(name, sec.type, sec.flags, str(sec.size), _bin_entropy(sec.entropy))
+        if elf.sections:
+            out.print(table)
+        if isinstance(elf.entry_disassembly, NotAvailable):
+            p(f"[bold]entry code[/]  {_val(elf.entry_disassembly)}", highlight=False)
+        else:
+            p("[bold]entry code[/]")
+            for insn in elf.entry_disassembly[:listed]:
+                line = f"  {insn.address:#x}  {insn.hex:<24} {insn.mnemonic} {_bin_text(insn.operands)}"
+                p(line, highlight=False)
+    p(f"[bold]strings[/]     {report.strings_total} found", highlight=False)
+    for found in report.strings[:strings]:
+        p(f"  {found.offset:#010x} {found.encoding[:5]:5} {_bin_text(found.text)}", highlight=False)
+    if report.indicators:
+        table = Table("kind", "value", "count", "offset", "why", title="indicators")
+        for ind in report.indicators:
+            style = "red" if ind.kind.strong else ""
+            table.add_row(ind.kind.value, _bin_text(ind.value, 120), str(ind.count), f"{ind.offset:#x}",
+                          _bin_text(ind.detail), style=style)  # fmt: skip
+        out.print(table)
+    for cap in report.capabilities:
+        p(f"[bold]capability[/]  {cap.name}: {_bin_text(', '.join(cap.evidence))}", highlight=False)
+    for sign in report.packer:
+        p(f"[bold]packer[/]      {sign.name}: {_bin_text(sign.detail)}", highlight=False)
+    p(f"[bold]analyses[/]    {', '.join(report.analyses)}; {_bin_text(report.radare2.line)}", highlight=False)
+    for problem in report.problems:
+        p(f"[yellow]partial[/]     {problem.stage}: {_bin_text(problem.message)}", highlight=False)
+    colour = {"suspicious": "bold red", "notable": "yellow"}.get(report.verdict.level, "green")
+    p(f"[bold]verdict[/]     [{colour}]{_bin_text(report.verdict.line, 1000)}[/]", highlight=False)
+
+
+def _bin_entropy(value: object) -> str:
+    if isinstance(value, float):
+        return f"[red]{value:.2f}[/]" if value >= 7.2 else f"{value:.2f}"
+    return "-"
