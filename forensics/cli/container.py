@@ -1,5 +1,6 @@
 from __future__ import annotations
 
+import os
 from typing import Annotated
 
 import typer
@@ -78,3 +79,27 @@ def diff_(
     from forensics.report import terminal
 
     terminal.container_diff(result)
+
+
+@app.command("compare")
+def compare_(
+    container: ContainerRef,
+    path: Annotated[str, typer.Argument(help="Absolute path inside the container.", show_default=False)],
+    json: Json = False,
+    root: Root = None,
+    docker_host: DockerHost = None,
+    no_engine: NoEngine = False,
+) -> None:
+    """A file now against its original in the image's layers, read from disk: unified diff for
+    text, sizes and hashes otherwise; account files parsed into findings."""
+    from forensics.containers.compare import compare, comparison_record
+
+    ctx = host_context(root, docker_host, no_engine)
+    found, layers = _container(ctx, container)
+    result = compare(found, layers, str(ctx.root), os.fsencode(path))
+    if json:
+        emit_json(comparison_record(result))
+        return
+    from forensics.report import terminal
+
+    terminal.container_compare(result)

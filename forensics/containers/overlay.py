@@ -406,3 +406,52 @@ def compute_changes(
     if walk.truncated:
         walk.problems.append(f"stopped after {max_entries} entries: the list of changes is incomplete")
     return OverlayChanges(walk.out, walk.entries, walk.truncated, walk.problems)
+
+
+@dataclasses.dataclass(frozen=True)
+class Located:
+    """Where one path is found in a stack of layers."""
+
+    st: os.stat_result
+    """lstat of the entry."""
+    layer: int
+    """Index in the stack (0 = topmost) of the layer that provides it."""
+
+
+def locate(stack: Sequence[str | bytes], path: bytes) -> tuple[Located | None, list[str]]:
+    """Find ``path`` in the merged view of ``stack`` (top first), as overlayfs would.
+
+    Each component below the root must be a directory in the merged view; a whiteout, a
+    non-directory or an opaque directory ends the search below it. Links are not
+    followed, not even in the middle of the path (a link there means the path does not
+    exist as named). Returns (None, problems) when the path is not there.
+    """
+    walk = _Walk(MAX_ENTRIES, MAX_DEPTH)
+    parts = [p for p in path.split(b"/") if p and p != b"."]
+    if b".." in parts:
+        return None, [f"{display_path(path)}: '..' is not allowed"]
+    if len(parts) > MAX_DEPTH:
+        return None, [f"{display_path(path)}: deeper than {MAX_DEPTH} directories"]
+    with contextlib.ExitStack() as stack_fds:
+        current: list[tuple[int, int]] = []
+        for index, layer in enumerate(stack):
+            try:
+                current.append((index, stack_fds.enter_context(_open_dir(layer))))
+            except OSError as exc:
+                walk.problem(os.fsencode(layer), f"layer {index} cannot be opened: {exc.strerror}")
+        if not parts:
+            if not current:
+                return None, walk.problems
+            return Located(os.fstat(current[0][1]), current[0][0]), walk.problems
+        here = b""
+        for number, name in enumerate(parts):
+            here += b"/" + name
+            found = walk.lookup(here, current, name)
+            if found is None:
+                return None, walk.problems
+            if number == len(parts) - 1:
+                return Located(found.st, found.layer), walk.problems
+            if not stat.S_ISDIR(found.st.st_mode):
+                return None, walk.problems
+            current = stack_fds.enter_context(walk.lower_dirs(here, current, name, found))
+    return None, walk.problems

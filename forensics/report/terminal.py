@@ -111,28 +111,63 @@ def container_diff(diff: ContainerDiff) -> None:
     colours = {"A": "green", "C": "yellow", "D": "red"}
     for entry in diff.entries:
         out.print(f"[{colours[entry.kind]}]{entry.kind}[/] {escape(show(entry.path))}{_flag_text(entry.flags)}",
-                  highlight=False)  # fmt: skip
+                  highlight=False, emoji=False, soft_wrap=True)  # fmt: skip
     counts = ", ".join(f"{diff.counts.get(k, 0)} {k}" for k in "ACD")
     err.print(f"{diff.name or diff.container_id[:12]}: {counts}; {diff.entries_examined} entries in the "
-              f"writable layer; layers from {diff.layers.source}", highlight=False)  # fmt: skip
+              f"writable layer; layers from {diff.layers.source}", highlight=False, emoji=False)  # fmt: skip
     if isinstance(diff.engine, NotAvailable):
-        err.print(f"engine cross-check: not done ({diff.engine.reason})", highlight=False)
+        err.print(f"engine cross-check: not done ({diff.engine.reason})", highlight=False, emoji=False)
     elif diff.engine.agrees:
         err.print(f"engine cross-check: the Engine API lists the same {diff.engine.engine_count} changes")
     yara = diff.yara
     err.print(f"yara: {yara.status}{': ' + yara.reason if yara.reason else ''}"
               f"{f' ({yara.files} files, {len(yara.matches)} matches)' if yara.status == 'ran' else ''}",
-              highlight=False)  # fmt: skip
+              highlight=False, emoji=False)  # fmt: skip
     for finding in diff.findings:
         out.print(f"  [{_COLOURS[finding.severity]}]{finding.severity.value:8}[/] {escape(finding.title)}",
-                  highlight=False)  # fmt: skip
+                  highlight=False, emoji=False)  # fmt: skip
     for problem in diff.problems:
-        err.print(f"[yellow]problem:[/] {escape(problem)}", highlight=False)
+        err.print(f"[yellow]problem:[/] {escape(problem)}", highlight=False, emoji=False)
+
+
+def _version_line(label: str, version: ContainerFileVersion | None) -> None:
+    if version is None:
+        out.print(f"[bold]{label:9}[/] (absent)", highlight=False, emoji=False)
+        return
+    m = version.meta
+    where = version.layer
+    if version.layer_ref is not None and isinstance(version.layer_ref.diff_id, str):
+        where += f" {version.layer_ref.diff_id[:19]}"
+    out.print(f"[bold]{label:9}[/] {m.permissions} {m.uid}:{m.gid} {m.size} bytes  sha256 {_val(version.sha256)}  "
+              f"[dim]({where})[/]", highlight=False, emoji=False)  # fmt: skip
+
+
+def container_compare(result: ContainerComparison) -> None:
+    from rich.markup import escape
+
+    from forensics.containers.diff import show
+
+    out.print(f"[bold]{escape(show(result.path))}[/] in {result.name or result.container_id[:12]}: "
+              f"{result.status}, content {result.content}", highlight=False, emoji=False)  # fmt: skip
+    _version_line("image", result.original)
+    _version_line("container", result.current)
+    if isinstance(result.text_diff, str):
+        for line in result.text_diff.splitlines():
+            style = "green" if line.startswith("+") else "red" if line.startswith("-") else ""
+            text = escape("".join(ch if ch.isprintable() or ch == "\t" else f"\\x{ord(ch):02x}" for ch in line))
+            out.print(f"[{style}]{text}[/]" if style else text, highlight=False, emoji=False, soft_wrap=True)
+    for finding in result.findings:
+        out.print(f"  [{_COLOURS[finding.severity]}]{finding.severity.value:8}[/] {escape(finding.title)}",
+                  highlight=False, emoji=False)  # fmt: skip
+    for problem in result.problems:
+        err.print(f"[yellow]problem:[/] {escape(problem)}", highlight=False, emoji=False)
 
 
 import typing  # noqa: E402  (kept with the container renderers, below the others)
 
 if typing.TYPE_CHECKING:
+    from forensics.containers.compare import Comparison as ContainerComparison
+    from forensics.containers.compare import FileVersion as ContainerFileVersion
     from forensics.containers.diff import ContainerDiff
 
 
