@@ -32,7 +32,9 @@ from forensics.evidence.names import segment
 from forensics.evidence.writer import EvidenceWriter, StepSink
 from forensics.findings import Finding, deduplicate, finding_record
 from forensics.host.appliance import SelfView, look_at_self
-from forensics.records import NotAvailable, iso_utc, utc_now
+from forensics.records import NotAvailable, iso_utc, to_jsonable, utc_now
+from forensics.report import document, sarif
+from forensics.report import view as report_view
 from forensics.steps import REGISTRY, Step, StepContext, TriageOptions, unmet_need
 
 STEP_MODULES = (
@@ -199,6 +201,7 @@ def run_triage(
                   methods=sorted({c.method for c in engine.calls}))  # fmt: skip
     log.event("triage", "finished", complete=custody.complete, not_done=not_done)
     custody.ended_utc = iso_utc(utc_now())
+    _write_reports(writer, custody, final, outcomes, state.get("containers") or [])
     writer.add_json("custody.json", custody)
     writer.write_manifest()
     archive = seal(writer.top, output)
@@ -229,6 +232,22 @@ def _one(step: Step, host: HostContext, writer: EvidenceWriter, log: Acquisition
     if progress:
         progress(step.name, status if not message else f"{status}: {message}")
     return StepOutcome(step.name, status, seconds, message)
+
+
+def _write_reports(writer: EvidenceWriter, custody: Custody, findings: list[Finding],
+                   outcomes: list[StepOutcome], containers: list[Any]) -> None:  # fmt: skip
+    """report.md, report.html and findings.sarif, rendered from the same values the archive holds."""
+    values = {
+        "custody.json": to_jsonable(custody),
+        "findings.json": {"findings": [finding_record(f) for f in findings]},
+        "steps.json": to_jsonable(outcomes),
+        "containers.json": to_jsonable(containers),
+    }
+    names = [f.path for f in writer.files()] + ["custody.json", "report.md", "report.html", "findings.sarif"]
+    view = report_view.from_records(values, names)
+    writer.add_text("report.md", document.markdown(view))
+    writer.add_text("report.html", document.html_report(view))
+    writer.add_json("findings.sarif", sarif.render(view))
 
 
 def _about_self(finding: Finding, me: SelfView) -> bool:

@@ -7,7 +7,7 @@ import sys
 import typer
 
 from forensics import __version__
-from forensics.cli import binary, container, doctor, evidence, placeholders, triage
+from forensics.cli import binary, container, doctor, evidence, placeholders, report, triage
 from forensics.errors import EXIT_USAGE, ForensicsError
 
 app = typer.Typer(
@@ -41,6 +41,7 @@ app.add_typer(evidence.app, name="evidence")
 app.add_typer(binary.app, name="binary")
 app.command("triage")(triage.triage)
 app.command("doctor")(doctor.doctor)
+app.command("report")(report.report)
 
 
 def main(argv: list[str] | None = None) -> int:
