@@ -54,6 +54,18 @@ class TriageOptions:
     examiner: str = ""
     containers: list[str] = dataclasses.field(default_factory=list)
     """Narrow per-container steps to these names or id prefixes (empty: all)."""
+    only: list[str] = dataclasses.field(default_factory=list)
+    """Run only these steps: full names, or an area prefix such as ``containers``."""
+    skip: list[str] = dataclasses.field(default_factory=list)
+    """Leave these steps out (same matching as ``only``)."""
+    budget: float | None = None
+    """Total seconds for the run; steps that would start after it are not run."""
+
+    def selects(self, step_name: str) -> bool:
+        def match(patterns: list[str]) -> bool:
+            return any(step_name == p or step_name.startswith(p.rstrip(".") + ".") for p in patterns)
+
+        return (not self.only or match(self.only)) and not match(self.skip)
 
 
 @dataclasses.dataclass

@@ -166,9 +166,24 @@ def run_triage(
     findings: list[Finding] = []
     outcomes: list[StepOutcome] = []
     plan = steps if steps is not None else load_steps()
+    for step in plan:
+        if not options.selects(step.name):
+            log.event(step.name, "skipped", reason="left out by --only/--skip")
+    plan = [s for s in plan if options.selects(s.name)]
+    deadline = None if options.budget is None else time.monotonic() + options.budget
     interrupted = ""
     with _signals_interrupt():
         for index, step in enumerate(plan):
+            left = None if deadline is None else deadline - time.monotonic()
+            if left is not None and left <= 0:
+                log.event("triage", "budget-exhausted", budget=options.budget, during=step.name)
+                outcomes.extend(
+                    StepOutcome(s.name, "not-run", 0.0, f"time budget of {options.budget:.0f}s used up")
+                    for s in plan[index:]
+                )
+                break
+            if left is not None and left < step.timeout:
+                step = dataclasses.replace(step, timeout=left)
             try:
                 outcomes.append(_one(step, host, writer, log, options, state, findings, progress))
             except Interrupted as exc:

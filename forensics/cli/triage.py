@@ -24,6 +24,13 @@ def triage(
     containers: Annotated[
         list[str] | None, typer.Option("--containers", help="Only these containers (name or id prefix).")
     ] = None,
+    only: Annotated[
+        list[str] | None, typer.Option("--only", help="Run only these steps (name or area).")
+    ] = None,
+    skip: Annotated[
+        list[str] | None, typer.Option("--skip", help="Leave out these steps (name or area).")
+    ] = None,
+    budget: Annotated[float | None, typer.Option("--budget", help="Total seconds for the whole run.")] = None,
     json: Json = False,
     root: Root = None,
     docker_host: DockerHost = None,
@@ -33,7 +40,14 @@ def triage(
     from forensics.report import terminal
 
     ctx = host_context(root, docker_host, no_engine)
-    options = TriageOptions(case_id=case_id, examiner=examiner, containers=list(containers or []))
+    options = TriageOptions(
+        case_id=case_id,
+        examiner=examiner,
+        containers=list(containers or []),
+        only=list(only or []),
+        skip=list(skip or []),
+        budget=budget,
+    )
     result = run_triage(ctx, output, options, argv=sys.argv, progress=None if json else terminal.progress)
     if json:
         emit_json(

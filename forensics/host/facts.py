@@ -83,6 +83,21 @@ def parse_engine_time(value: str) -> dt.datetime | None:
         return None
 
 
+def _live_hostname(live: object) -> str | NotAvailable:
+    """The kernel's nodename, when we share the host's UTS namespace (the appliance does not)."""
+    if isinstance(live, NotAvailable):
+        return live
+    try:
+        own_uts = os.readlink("/proc/self/ns/uts") != os.readlink("/proc/1/ns/uts")
+    except OSError:
+        own_uts = False
+    if own_uts:
+        return NotAvailable(
+            "this process has its own UTS namespace: see hostname (from the root's /etc/hostname)"
+        )
+    return socket.gethostname()
+
+
 def collect(ctx: HostContext, engine_info: dict[str, Any] | NotAvailable) -> HostFacts:
     now = utc_now()
     os_release = _root_text(ctx, "/etc/os-release")
@@ -105,7 +120,7 @@ def collect(ctx: HostContext, engine_info: dict[str, Any] | NotAvailable) -> Hos
     return HostFacts(
         root=str(ctx.root),
         hostname=_root_text(ctx, "/etc/hostname"),
-        live_hostname=socket.gethostname() if not isinstance(live, NotAvailable) else live,
+        live_hostname=_live_hostname(live),
         machine_id=_root_text(ctx, "/etc/machine-id"),
         boot_id=_proc_text(ctx, "sys/kernel/random/boot_id"),
         kernel=" ".join(os.uname()[2:4]) if not isinstance(live, NotAvailable) else live,

@@ -110,3 +110,29 @@ def test_offline_triage_of_a_disk_image(tmp_path: Path) -> None:
     assert custody["host"]["boot_id"] == {
         "not_available": f"{root} is not the running system: no live processes"
     }
+
+
+def test_only_skip_and_budget(tmp_path: Path) -> None:
+    root = fake_host(tmp_path)
+
+    def nap(ctx: StepContext) -> None:
+        time.sleep(1.5)
+
+    def fine(ctx: StepContext) -> None:
+        pass
+
+    plan = [
+        Step("a.one", Phase.PROCESSES, fine),
+        Step("a.two", Phase.PROCESSES, nap),
+        Step("b.one", Phase.MEMORY, fine),
+        Step("c.one", Phase.IMAGES, fine),
+    ]
+    options = TriageOptions(only=["a", "c.one"], skip=["a.one"])
+    result = run_triage(_host(root), tmp_path / "o1", options, argv=["x"], steps=plan)
+    assert [o.name for o in result.outcomes] == ["a.two", "c.one"] and result.complete
+
+    options = TriageOptions(budget=0.5)
+    result = run_triage(_host(root), tmp_path / "o2", options, argv=["x"], steps=plan)
+    status = {o.name: o.status for o in result.outcomes}
+    assert status == {"a.one": "ok", "a.two": "timeout", "b.one": "not-run", "c.one": "not-run"}
+    assert not result.complete and verify(result.archive.path).intact
