@@ -32,6 +32,13 @@ def iter_strings(data: bytes, expired: Callable[[], bool] = lambda: False) -> It
             count += 1
             if count > MAX_COUNTED or (count % 4096 == 0 and expired()):
                 return
-            raw = match.group()[: MAX_STRING * width]
+            start, raw = match.start(), match.group()
+            if width == 2 and start > 0 and (32 <= data[start - 1] < 127 or data[start - 1] == 9):
+                # The first "character" is the last byte of an ASCII string and its NUL
+                # ("...A\0h\0t\0t\0p..."): in real UTF-16LE text a printable byte is followed by a NUL.
+                start, raw = start + 2, raw[2:]
+                if len(raw) < MIN_LENGTH * 2:
+                    continue
+            raw = raw[: MAX_STRING * width]
             text = raw.decode("ascii") if width == 1 else raw.decode("utf-16-le")
-            yield FoundString(match.start(), encoding, text)
+            yield FoundString(start, encoding, text)

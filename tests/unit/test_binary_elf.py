@@ -63,8 +63,7 @@ def test_planted_indicators_and_verdict(built: dict[str, Path]) -> None:
     assert any(k is IndicatorKind.REVERSE_SHELL and v == "/dev/tcp/203.0.113.7/4444" for k, v in found)
     assert (IndicatorKind.WALLET, MONERO) in found
     assert (IndicatorKind.URL, WIDE_URL) in found  # planted as UTF-16LE
-    # the wallet's last "A" and its NUL read as one more UTF-16 character, as `strings -el` reads them
-    assert any(s.encoding == "utf-16le" and s.text.endswith(WIDE_URL) for s in report.strings)
+    assert any(s.encoding == "utf-16le" and s.text == WIDE_URL for s in report.strings)
     assert (IndicatorKind.PERSISTENCE, "/etc/cron.d") in found
     assert report.verdict.level == "suspicious"
     assert report.verdict.line.startswith("suspicious: ")
