@@ -193,7 +193,7 @@ def binary_report(report: BinaryReport, strings: int = 0, listed: int = 12) -> N
     p(f"[bold]file[/]        {_bin_text(report.source)}  ({report.size} bytes)", highlight=False)
     tool = report.file_type.file_tool
     p(f"[bold]type[/]        {report.file_type.description}"
-      + (f"  [dim]file: {_bin_text(tool)}[/]" if isinstance(tool, str) else ""), highlight=False)  # fmt: skip
+      + (f"  [dim]file: {_bin_text(tool, 400)}[/]" if isinstance(tool, str) else ""), highlight=False)  # fmt: skip
     h = report.hashes
     for name in ("md5", "sha1", "sha256", "ssdeep"):
         p(f"[bold]{name:<11}[/] {_val(getattr(h, name))}", highlight=False)
