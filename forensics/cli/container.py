@@ -1,12 +1,15 @@
 from __future__ import annotations
 
 import os
+import sys
+from pathlib import Path
 from typing import Annotated
 
 import typer
 
 from forensics.cli.common import DockerHost, Json, NoEngine, Root, emit_json, host_context
 from forensics.containers.diff import MAX_HASH, DiffOptions, analyse, diff_record
+from forensics.containers.extract import MAX_FILE
 from forensics.containers.layers import ContainerLayers, container_layers, resolve_container
 from forensics.containers.listing import merge
 from forensics.context import HostContext
@@ -103,3 +106,42 @@ def compare_(
     from forensics.report import terminal
 
     terminal.container_compare(result)
+
+
+@app.command("extract")
+def extract_(
+    container: ContainerRef,
+    paths: Annotated[
+        list[str], typer.Argument(help="Files or directories inside the container.", show_default=False)
+    ],
+    output: Annotated[Path, typer.Option("--output", "-o", help="Directory for the evidence archive.")],
+    max_file_size: Annotated[
+        int,
+        typer.Option(
+            "--max-file-size", help="Per-file cap in bytes; larger files are copied up to it.", min=1
+        ),
+    ] = MAX_FILE,
+    case_id: Annotated[str, typer.Option("--case-id", help="Case number or name for custody.json.")] = "",
+    examiner: Annotated[str, typer.Option("--examiner", help="Who collects, for custody.json.")] = "",
+    json: Json = False,
+    root: Root = None,
+    docker_host: DockerHost = None,
+    no_engine: NoEngine = False,
+) -> None:
+    """Copy files out of a container, read from disk (never `docker cp`), into a small sealed
+    evidence archive: the files, an index with their metadata and layer, custody, a manifest."""
+    from forensics.containers.extract import write_archive
+
+    ctx = host_context(root, docker_host, no_engine)
+    found, layers = _container(ctx, container)
+    raw = [os.fsencode(p) for p in paths]
+    archive, extraction = write_archive(
+        output, found, layers, str(ctx.root), raw, max_file_size, sys.argv, case_id, examiner
+    )
+    if json:
+        emit_json({"archive": str(archive.path), "sha256": archive.sha256, "counts": extraction.counts,
+                   "problems": extraction.problems})  # fmt: skip
+        return
+    from forensics.report import terminal
+
+    terminal.container_extract(extraction, archive)

@@ -455,3 +455,31 @@ def locate(stack: Sequence[str | bytes], path: bytes) -> tuple[Located | None, l
                 return None, walk.problems
             current = stack_fds.enter_context(walk.lower_dirs(here, current, name, found))
     return None, walk.problems
+
+
+def list_merged(stack: Sequence[str | bytes], path: bytes) -> tuple[dict[bytes, Located] | None, list[str]]:
+    """The entries of directory ``path`` in the merged view of ``stack`` (top first).
+
+    None when ``path`` is not a directory there. Whiteouts hide, opaque directories cut
+    the layers below, links are not followed.
+    """
+    walk = _Walk(MAX_ENTRIES, MAX_DEPTH)
+    parts = [p for p in path.split(b"/") if p and p != b"."]
+    if b".." in parts or len(parts) > MAX_DEPTH:
+        return None, [f"{display_path(path)}: not a plain absolute path"]
+    with contextlib.ExitStack() as stack_fds:
+        current: list[tuple[int, int]] = []
+        for index, layer in enumerate(stack):
+            try:
+                current.append((index, stack_fds.enter_context(_open_dir(layer))))
+            except OSError as exc:
+                walk.problem(os.fsencode(layer), f"layer {index} cannot be opened: {exc.strerror}")
+        here = b""
+        for name in parts:
+            here += b"/" + name
+            found = walk.lookup(here, current, name)
+            if found is None or not stat.S_ISDIR(found.st.st_mode):
+                return None, walk.problems
+            current = stack_fds.enter_context(walk.lower_dirs(here, current, name, found))
+        children = walk.old_children(here or b"/", current)
+        return {name: Located(f.st, f.layer) for name, f in children.items()}, walk.problems

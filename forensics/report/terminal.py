@@ -154,7 +154,9 @@ def container_compare(result: ContainerComparison) -> None:
     if isinstance(result.text_diff, str):
         for line in result.text_diff.splitlines():
             style = "green" if line.startswith("+") else "red" if line.startswith("-") else ""
-            text = escape("".join(ch if ch.isprintable() or ch == "\t" else f"\\x{ord(ch):02x}" for ch in line))
+            text = escape(
+                "".join(ch if ch.isprintable() or ch == "\t" else f"\\x{ord(ch):02x}" for ch in line)
+            )
             out.print(f"[{style}]{text}[/]" if style else text, highlight=False, emoji=False, soft_wrap=True)
     for finding in result.findings:
         out.print(f"  [{_COLOURS[finding.severity]}]{finding.severity.value:8}[/] {escape(finding.title)}",
@@ -163,12 +165,31 @@ def container_compare(result: ContainerComparison) -> None:
         err.print(f"[yellow]problem:[/] {escape(problem)}", highlight=False, emoji=False)
 
 
+def container_extract(extraction: ContainerExtraction, archive: SealedArchive) -> None:
+    from rich.markup import escape
+
+    from forensics.containers.diff import show
+
+    for f in extraction.files:
+        if f.status not in ("copied", "directory"):
+            out.print(f"[yellow]{f.status:9}[/] {escape(show(f.path))}  [dim]{escape(f.reason)}[/]",
+                      highlight=False, emoji=False, soft_wrap=True)  # fmt: skip
+    counts = ", ".join(f"{n} {status}" for status, n in sorted(extraction.counts.items()))
+    out.print(f"extracted: {counts or 'nothing'}", highlight=False)
+    for problem in extraction.problems:
+        err.print(f"[yellow]problem:[/] {escape(problem)}", highlight=False, emoji=False)
+    out.print(f"archive {archive.path}")
+    out.print(f"sha256  {archive.sha256}")
+
+
 import typing  # noqa: E402  (kept with the container renderers, below the others)
 
 if typing.TYPE_CHECKING:
     from forensics.containers.compare import Comparison as ContainerComparison
     from forensics.containers.compare import FileVersion as ContainerFileVersion
     from forensics.containers.diff import ContainerDiff
+    from forensics.containers.extract import Extraction as ContainerExtraction
+    from forensics.evidence.archive import SealedArchive
 
 
 # ---- binary: static triage ------------------------------------------------------------
