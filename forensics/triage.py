@@ -40,6 +40,7 @@ from forensics.steps import REGISTRY, Step, StepContext, TriageOptions, unmet_ne
 STEP_MODULES = (
     "forensics.host.steps",
     "forensics.containers.steps",
+    "forensics.process.steps",
     "forensics.binary.steps",
 )
 """Every module that registers triage steps. A test fails when one is left out."""

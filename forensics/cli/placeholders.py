@@ -7,8 +7,6 @@ import typer
 PLANNED = {
     "image": "Images: inspect, history, Dockerfile, layers, files, diff, search, extract.",
     "scan": "Vulnerability and hardening scans: trivy, dockle-style lint, docker-bench host checks.",
-    "process": "Processes: inventory, pspy-style monitor, strace capture.",
-    "memory": "Memory: gcore dumps, secret search, volatility3.",
 }
 
 

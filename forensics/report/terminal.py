@@ -278,3 +278,43 @@ def _bin_entropy(value: object) -> str:
     if isinstance(value, float):
         return f"[red]{value:.2f}[/]" if value >= 7.2 else f"{value:.2f}"
     return "-"
+
+
+# ---- process and memory -----------------------------------------------------------------
+
+
+def process_list(listing: ProcessList, findings: list[Finding]) -> None:
+    from rich.markup import escape
+
+    flagged = {f.subject for f in findings}
+    table = Table("pid", "ppid", "uid", "container", "exe", "sha256", "socks", "argv")
+    for p in listing.processes:
+        if p.kernel_thread:
+            continue
+        where = "host" if p.container is None else f"{_val(p.container.name)} {p.container.id[:12]}"
+        exe = _val(p.exe) + (" [red](deleted)[/]" if p.exe_deleted else "")
+        sha = p.exe_sha256[:12] if isinstance(p.exe_sha256, str) else "-"
+        style = "red" if f"process:{p.pid}" in flagged else ""
+        table.add_row(str(p.pid), str(p.ppid), str(p.uid), escape(where), exe, sha, str(len(p.sockets)),
+                      escape(" ".join(p.cmdline)[:120]), style=style)  # fmt: skip
+    out.print(table)
+    for finding in findings:
+        out.print(f"  [{_COLOURS[finding.severity]}]{finding.severity.value:8}[/] {escape(finding.title)}",
+                  highlight=False, emoji=False)  # fmt: skip
+    for problem in listing.problems:
+        err.print(f"[yellow]problem:[/] pid {problem.pid}: {escape(problem.message)}", highlight=False)
+
+
+def process_event(event: ProcessEvent) -> None:
+    from rich.markup import escape
+
+    where = "host" if event.container is None else f"{_val(event.container.name)}"
+    argv = " ".join(event.cmdline) if isinstance(event.cmdline, list) else _val(event.cmdline)
+    out.print(f"{event.time} {event.pid:>7} {event.ppid:>7} {event.uid:>6} {escape(where):14} {escape(argv)}",
+              highlight=False, emoji=False, soft_wrap=True)  # fmt: skip
+
+
+if typing.TYPE_CHECKING:
+    from forensics.findings import Finding
+    from forensics.process.inventory import ProcessList
+    from forensics.process.monitor import ProcessEvent

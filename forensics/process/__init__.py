@@ -1,0 +1,1 @@
+"""Processes of a live host: inventory with container attribution, rules, monitor, strace."""
