@@ -41,6 +41,7 @@ STEP_MODULES = (
     "forensics.host.steps",
     "forensics.containers.steps",
     "forensics.process.steps",
+    "forensics.scan.steps",
     "forensics.binary.steps",
 )
 """Every module that registers triage steps. A test fails when one is left out."""

@@ -7,7 +7,7 @@ import sys
 import typer
 
 from forensics import __version__
-from forensics.cli import binary, container, doctor, evidence, memory, placeholders, process, report, triage
+from forensics.cli import binary, container, doctor, evidence, memory, placeholders, process, report, scan, triage
 from forensics.errors import EXIT_USAGE, ForensicsError
 
 app = typer.Typer(
@@ -39,6 +39,7 @@ for name, sub in placeholders.apps().items():
     app.add_typer(sub, name=name)
 app.add_typer(evidence.app, name="evidence")
 app.add_typer(binary.app, name="binary")
+app.add_typer(scan.app, name="scan")
 app.add_typer(process.app, name="process")
 app.add_typer(memory.app, name="memory")
 app.command("triage")(triage.triage)

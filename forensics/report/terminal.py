@@ -318,3 +318,54 @@ if typing.TYPE_CHECKING:
     from forensics.findings import Finding
     from forensics.process.inventory import ProcessList
     from forensics.process.monitor import ProcessEvent
+
+
+# ---- scan (forensics scan host / lint / image) ----
+
+_SCAN_STYLE = {"PASS": "green", "WARN": "yellow", "FATAL": "red", "INFO": "blue", "NOTE": "cyan", "SKIP": "dim"}
+
+
+def _scan_results(results: typing.Any, show_pass: bool) -> None:
+    from rich.markup import escape
+
+    table = Table("id", "status", "subject", "title / details")
+    for res in results:
+        if res.status.value == "PASS" and not show_pass:
+            continue
+        style = _SCAN_STYLE.get(res.status.value, "")
+        subject = res.subject if len(res.subject) < 24 else res.subject[:22] + "…"
+        table.add_row(res.id, f"[{style}]{res.status.value}[/]", escape(subject),
+                      escape(res.title) + (f"\n[dim]{escape(res.details[:300])}[/]" if res.details else ""))  # fmt: skip
+    out.print(table)
+
+
+def bench_report(report: typing.Any, show_pass: bool = False) -> None:
+    """Docker Bench results: everything but PASS, then the counts."""
+    _scan_results(report.results, show_pass)
+    for excluded in report.excluded:
+        out.print(f"[dim]left out: {excluded}[/]")
+    for problem in report.problems:
+        err.print(f"[yellow]problem:[/] {problem}", highlight=False)
+    out.print("  ".join(f"{k} {v}" for k, v in sorted(report.counts().items())))
+
+
+def lint_report(report: typing.Any, show_pass: bool = False) -> None:
+    """dockle-style results for one image, and what the dockle binary did."""
+    out.print(f"[bold]image[/] {report.image}  [bold]files[/] {_val(report.files)}")
+    _scan_results(report.results, show_pass)
+    out.print(f"dockle binary: {report.dockle.status}" + (f" ({report.dockle.reason})" if report.dockle.reason else ""))
+
+
+def trivy_report(report: typing.Any, top: int = 30) -> None:
+    """trivy's scanners and what they found, normalised."""
+    from rich.markup import escape
+
+    out.print(f"[bold]target[/] {escape(report.target)}  [bold]trivy[/] {_val(report.trivy_version)}")
+    for scanner, state in report.scanners.items():
+        out.print(f"  {scanner:10} {escape(state)}")
+    table = Table("severity", "kind", "what", "where")
+    for item in report.items[:top]:
+        table.add_row(item.severity, item.kind, escape(item.title[:120]), escape(item.where[:80]))
+    out.print(table)
+    if len(report.items) > top:
+        out.print(f"… {len(report.items) - top} more (--json for all)")
