@@ -6,7 +6,6 @@ import typer
 
 PLANNED = {
     "image": "Images: inspect, history, Dockerfile, layers, files, diff, search, extract.",
-    "scan": "Vulnerability and hardening scans: trivy, dockle-style lint, docker-bench host checks.",
 }
 
 
