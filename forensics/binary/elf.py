@@ -202,7 +202,9 @@ class _Reader:
             self.problem("elf.sections", f"section count unreadable: {exc}")
             return f"unusable: {exc}", [], []
         if count > MAX_SECTIONS:
-            self.problem("elf.sections", f"e_shnum {count} is over {MAX_SECTIONS}: first {MAX_SECTIONS} read")
+            self.problem(
+                "elf.sections", f"section count {count} is over {MAX_SECTIONS}: first {MAX_SECTIONS} read"
+            )
             count = MAX_SECTIONS
         shoff, entsize = int(self.elf["e_shoff"]), int(self.elf["e_shentsize"]) or 1
         fit = max(0, (len(self.data) - shoff) // entsize) if shoff < len(self.data) else 0

@@ -1,23 +1,10 @@
 """Triage step: static triage of the executables other steps flag.
 
-The contract (for the container-diff, image-search and process steps)
----------------------------------------------------------------------
-A step that finds a file worth a binary triage appends a :class:`BinaryCandidate` to
-``ctx.state.setdefault(CANDIDATES, [])`` (``CANDIDATES == "binary_candidates"``). It
-must run in an earlier phase than :data:`PHASE` (``Phase.SCANS``) or, in the same phase,
-from a module listed before ``forensics.binary.steps`` in ``STEP_MODULES``. A candidate
-says where the bytes are, never the bytes themselves:
-
-* inside a container or image root: ``BinaryCandidate(source=..., subject=..., reason=...,
-  root=<host path of the layer or root dir>, path=b"/usr/bin/x")``; the file is opened
-  through :class:`RootFS` (links resolved inside that root, only regular files opened);
-* on the host: ``root=None, path="/proc/<pid>/exe"`` (or another host path our own code
-  chose, never one a suspect named). ``/proc/<pid>/exe`` keeps working while the process
-  lives, even when its file was deleted; once it exits, the candidate becomes a warning.
-
-``subject`` is the Finding subject (``container:<id>``, ``image:<id>``, ``process:<pid>``);
-``source`` says in words where it was found (``container web: A /tmp/x``); ``reason``
-why the producer flagged it.
+The contract for producers (container diff, image search, processes) is in
+:mod:`forensics.binary.candidates`: append a ``BinaryCandidate`` to
+``ctx.state.setdefault(CANDIDATES, [])`` from a step in a phase before ``Phase.SCANS``.
+Import it from there: importing this module registers the step, and registration order
+decides the order of steps within a phase.
 
 What this step does with them
 -----------------------------
@@ -40,6 +27,7 @@ import time
 from typing import Any
 
 from forensics.binary.analyze import Options, analyse_fd, open_host_file
+from forensics.binary.candidates import CANDIDATES, BinaryCandidate
 from forensics.binary.records import BinaryReport
 from forensics.errors import ForensicsError
 from forensics.findings import Finding, Severity
@@ -47,8 +35,6 @@ from forensics.host.rootfs import RootFS
 from forensics.records import NotAvailable, display_path
 from forensics.steps import Phase, Step, StepContext, register
 
-CANDIDATES = "binary_candidates"
-"""The ``ctx.state`` key other steps append :class:`BinaryCandidate` records to."""
 PHASE = Phase.SCANS
 MAX_CANDIDATES = 200
 MAX_FILE = 64 * 1024 * 1024
@@ -60,22 +46,6 @@ R2_TIMEOUT = 60.0
 STEP_TIMEOUT = 1800.0
 RESERVE = 120.0
 """Seconds kept free before the step's timeout: no new candidate is started inside them."""
-
-
-@dataclasses.dataclass(frozen=True)
-class BinaryCandidate:
-    """A file another step wants triaged (see the module docstring for the contract)."""
-
-    source: str
-    """Where it was found, in words (``container web (3f2a…): A /tmp/x``)."""
-    subject: str
-    """The Finding subject: ``container:<id>``, ``image:<id>``, ``process:<pid>``."""
-    reason: str
-    """Why the producer flagged it."""
-    path: bytes | str
-    """The path inside ``root``, or a host path when ``root`` is None."""
-    root: str | None = None
-    """Host path of the container/image root (or layer dir) the path lives in."""
 
 
 @dataclasses.dataclass(frozen=True)
@@ -198,6 +168,8 @@ def binary_triage(ctx: StepContext) -> None:
     ctx.log.event(ctx.step, "info", message="binary triage", analysed=len(stored), radare2=ran)
     ctx.sink.add_json("binaries/index.json", {"count": len(index), "binaries": index})
 
+
+__all__ = ["CANDIDATES", "PHASE", "BinaryCandidate", "binary_triage"]
 
 register(Step("binary.triage", PHASE, binary_triage, timeout=STEP_TIMEOUT,
               description="static triage of flagged executables (native ELF; radare2 when on PATH)"))  # fmt: skip

@@ -14,7 +14,8 @@ from pathlib import Path
 
 import pytest
 
-from forensics.binary.steps import CANDIDATES, BinaryCandidate, binary_triage
+from forensics.binary.candidates import CANDIDATES, BinaryCandidate
+from forensics.binary.steps import binary_triage
 from forensics.context import HostContext
 from forensics.evidence.log import AcquisitionLog
 from forensics.evidence.verify import verify
