@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+from typing import Annotated
 
 import typer
 
@@ -55,3 +56,53 @@ def list_(
     from forensics.report import terminal
 
     terminal.process_list(listing, findings)
+
+
+@app.command("monitor")
+def monitor(
+    duration: Annotated[float, typer.Option("--duration", help="Seconds to watch.", min=0.1)] = 10.0,
+    poll_only: Annotated[
+        bool, typer.Option("--no-netlink", help="Use pspy's inotify+poll method even when netlink works.")
+    ] = False,
+    json: Json = False,
+    root: Root = None,
+    docker_host: DockerHost = None,
+    no_engine: NoEngine = False,
+) -> None:
+    """New processes as they start (netlink process connector, else inotify + 100 ms /proc scans).
+
+    With --json: one JSON line per event (``"kind": "exec"``), then a ``"kind": "summary"``
+    line naming the method that ran.
+    """
+    import json as jsonlib
+    import sys
+
+    from forensics.process.attribution import ContainerIndex
+    from forensics.process.monitor import Monitor, ProcessEvent
+    from forensics.records import to_jsonable
+
+    ctx = host_context(root, docker_host, no_engine)
+    proc = live_proc(ctx)
+    disk = ctx.disk()
+    index = ContainerIndex.build(proc, disk.inventory() if disk.exists() else None)
+
+    def show(event: ProcessEvent) -> None:
+        if json:
+            sys.stdout.write(jsonlib.dumps({"kind": "exec", **to_jsonable(event)}, ensure_ascii=False) + "\n")
+            sys.stdout.flush()
+        else:
+            from forensics.report import terminal
+
+            terminal.process_event(event)
+
+    result = Monitor(
+        proc, str(ctx.root), index, show, use_netlink=not poll_only, exclude_tree=os.getpid()
+    ).run(duration)
+    summary = {"kind": "summary", "method": result.method, "started": result.started, "ended": result.ended,
+               "events": len(result.events), "watches": result.watches, "notes": result.notes}  # fmt: skip
+    if json:
+        sys.stdout.write(jsonlib.dumps(summary, ensure_ascii=False) + "\n")
+    else:
+        typer.echo(
+            f"method: {result.method}; {len(result.events)} events; " + "; ".join(result.notes), err=True
+        )

@@ -12,12 +12,15 @@ the listing in ``ctx.state["processes"]`` for the memory step.
 
 from __future__ import annotations
 
+import dataclasses
 import os
 
 from forensics.binary.steps import CANDIDATES, BinaryCandidate
+from forensics.process.attribution import ContainerIndex
 from forensics.process.inventory import ProcessList, list_processes
+from forensics.process.monitor import Monitor
 from forensics.process.rules import evaluate
-from forensics.records import NotAvailable
+from forensics.records import NotAvailable, to_jsonable
 from forensics.steps import Need, Phase, Step, StepContext, register
 
 LISTING = "processes"
@@ -77,5 +80,30 @@ def monitor_seconds() -> float:
         return DEFAULT_MONITOR
 
 
+def process_monitor(ctx: StepContext) -> None:
+    seconds = monitor_seconds()
+    if seconds <= 0:
+        ctx.warn(f"{MONITOR_ENV}=0: process monitor not run")
+        return
+    proc = ctx.host.live_proc()
+    if isinstance(proc, NotAvailable):
+        raise RuntimeError(proc.reason)
+    disk = ctx.host.disk()
+    inventory = ctx.state.get("disk_inventory")
+    if inventory is None and disk.exists():
+        inventory = disk.inventory()
+    index = ContainerIndex.build(str(proc), inventory)
+    result = Monitor(str(proc), str(ctx.host.root), index, exclude_tree=os.getpid()).run(seconds)
+    me = _self_container(ctx)
+    events = [e for e in result.events if not (e.container and e.container.id == me)]
+    ctx.sink.add_jsonl("processes/monitor.jsonl", events)
+    ctx.sink.add_json("processes/monitor.json", {**to_jsonable(dataclasses.replace(result, events=[])),
+                                                  "events": len(events), "seconds": seconds})  # fmt: skip
+    for note in result.notes:
+        ctx.warn(f"monitor: {note}")
+
+
 register(Step("process.list", Phase.PROCESSES, process_list, frozenset({Need.LIVE_HOST}), timeout=300,
               description="every live process: ids, argv, exe hash, container, sockets; rules"))  # fmt: skip
+register(Step("process.monitor", Phase.PROCESSES, process_monitor, frozenset({Need.LIVE_HOST}), timeout=600,
+              description=f"new processes for {MONITOR_ENV} seconds (netlink, else inotify+poll)"))  # fmt: skip

@@ -1,0 +1,151 @@
+"""The process monitor catches short-lived processes started while it runs: through the
+netlink process connector, through pspy's inotify+poll fallback, and after inotify
+watches run out. Processes get a second or more of life, so no timing is asserted."""
+
+from __future__ import annotations
+
+import errno
+import os
+import subprocess
+import threading
+import time
+from pathlib import Path
+
+import pytest
+
+from forensics.process.attribution import ContainerIndex
+from forensics.process.monitor import Monitor, MonitorResult, _Inotify
+
+pytestmark = [pytest.mark.root]
+
+
+def _watch(monitor: Monitor, seconds: float, spawn: list[list[str]]) -> tuple[MonitorResult, list[int]]:
+    box: dict[str, MonitorResult] = {}
+    thread = threading.Thread(target=lambda: box.setdefault("r", monitor.run(seconds)))
+    thread.start()
+    time.sleep(1.5)  # let it subscribe / take its baseline
+    pids = []
+    for argv in spawn:
+        child = subprocess.Popen(argv)
+        pids.append(child.pid)
+        child.wait()
+    thread.join()
+    return box["r"], pids
+
+
+def _markers(tag: str, n: int) -> list[list[str]]:
+    return [["sh", "-c", "sleep 1; true", f"{tag}-{i}"] for i in range(n)]
+
+
+def _seen(result: MonitorResult, tag: str) -> set[str]:
+    return {e.cmdline[-1] for e in result.events if isinstance(e.cmdline, list) and e.cmdline
+            and e.cmdline[-1].startswith(tag)}  # fmt: skip
+
+
+def test_netlink_catches_every_exec() -> None:
+    if os.geteuid() != 0:
+        pytest.skip("the process connector needs root")
+    monitor = Monitor("/proc", "/", ContainerIndex.build("/proc", None))
+    quick = [["/bin/true", f"nl-quick-{i}"] for i in range(20)]
+    result, pids = _watch(monitor, 12, _markers("nl-mark", 3) + quick)
+    assert result.method == "netlink", result.notes
+    assert _seen(result, "nl-mark") == {f"nl-mark-{i}" for i in range(3)}
+    assert set(pids) <= {e.pid for e in result.events}  # even /bin/true, gone in a millisecond
+    assert all(e.source == "netlink" for e in result.events)
+
+
+def test_fallback_inotify_and_poll_catches_processes() -> None:
+    monitor = Monitor("/proc", "/", ContainerIndex.build("/proc", None), use_netlink=False)
+    result, _ = _watch(monitor, 9, _markers("fb-mark", 4))
+    assert result.method == "inotify+poll" and result.watches > 0
+    assert _seen(result, "fb-mark") == {f"fb-mark-{i}" for i in range(4)}
+
+
+class _Exhausted(_Inotify):
+    """inotify that runs out of watches after three, as max_user_watches would."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.placed = 0
+
+    def add_watch(self, path: bytes, mask: int) -> int:
+        if self.placed >= 3:
+            raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC))
+        self.placed += 1
+        return super().add_watch(path, mask)
+
+
+def test_watch_exhaustion_is_recorded_and_polling_goes_on() -> None:
+    monitor = Monitor("/proc", "/", ContainerIndex.build("/proc", None), use_netlink=False)
+    monitor.inotify_factory = _Exhausted
+    result, _ = _watch(monitor, 9, _markers("ex-mark", 3))
+    assert result.watches == 3
+    assert any("watch limit reached after 3" in n for n in result.notes)
+    assert _seen(result, "ex-mark") == {f"ex-mark-{i}" for i in range(3)}
+
+
+@pytest.mark.docker
+def test_container_process_is_attributed(busybox_image: str) -> None:
+    if os.geteuid() != 0:
+        pytest.skip("the process connector needs root")
+    monitor = Monitor("/proc", "/", ContainerIndex.build("/proc", None))
+    name = f"fx-monitor-{os.getpid()}"
+    box: dict[str, MonitorResult] = {}
+    thread = threading.Thread(target=lambda: box.setdefault("r", monitor.run(15)))
+    thread.start()
+    time.sleep(1.5)
+    cid = subprocess.check_output(["docker", "run", "-d", "--name", name, busybox_image, "sh", "-c",
+                                   "sleep 2; true", "in-container-mark"], text=True).strip()  # fmt: skip
+    try:
+        thread.join()
+    finally:
+        subprocess.run(["docker", "rm", "-f", cid], capture_output=True)
+    hits = [e for e in box["r"].events if isinstance(e.cmdline, list) and e.cmdline[:1] == ["sh"]
+            and "in-container-mark" in e.cmdline]  # fmt: skip
+    assert hits and all(e.container is not None and e.container.id == cid for e in hits)
+
+
+def test_exec_datagram_parsing(tmp_path: Path) -> None:
+    import struct
+
+    from forensics.process.monitor import PROC_EVENT_EXEC, exec_pids
+
+    body = (
+        struct.pack("=IIIIHH", 1, 1, 0, 0, 24, 0)
+        + struct.pack("=IIQ", PROC_EVENT_EXEC, 0, 1)
+        + struct.pack("=II", 77, 77)
+    )
+    fork = struct.pack("=IIIIHH", 1, 1, 0, 0, 24, 0) + struct.pack("=IIQ", 1, 0, 1) + struct.pack("=II", 5, 5)
+    msg = struct.pack("=IHHII", 16 + len(body), 3, 0, 0, 0) + body
+    other = struct.pack("=IHHII", 16 + len(fork), 3, 0, 0, 0) + fork
+    assert exec_pids(msg + other) == [77]
+    assert exec_pids(b"\x01\x00") == []
+
+
+def test_step_stores_events_and_method(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    import json
+
+    from forensics.context import HostContext
+    from forensics.evidence.log import AcquisitionLog
+    from forensics.evidence.writer import EvidenceWriter, StepSink
+    from forensics.process.steps import process_monitor
+    from forensics.steps import StepContext, TriageOptions
+
+    monkeypatch.setenv("FORENSICS_MONITOR_SECONDS", "6")
+    writer = EvidenceWriter(tmp_path / "ev")
+    ctx = StepContext("process.monitor", HostContext.build(Path("/"), None, True),
+                      StepSink(writer, "process.monitor"), AcquisitionLog(writer), TriageOptions(), {})  # fmt: skip
+    thread = threading.Thread(target=process_monitor, args=(ctx,))
+    thread.start()
+    time.sleep(1.5)
+    subprocess.run(["sh", "-c", "sleep 1; true", "step-mark"], check=True)  # a child of ours: left out
+    # not our descendant once it execs: its parent shell exits first and it is reparented
+    subprocess.run(["sh", "-c", "(sleep 1; exec sh -c 'sleep 1; true' step-outsider) &"], check=True)
+    time.sleep(2.5)
+    thread.join()
+    summary = json.loads((tmp_path / "ev" / "processes" / "monitor.json").read_text())
+    assert summary["method"] in ("netlink", "inotify+poll") and summary["seconds"] == 6
+    lines = (tmp_path / "ev" / "processes" / "monitor.jsonl").read_text().splitlines()
+    argvs = [json.loads(line)["cmdline"] for line in lines]
+    assert not any("step-mark" in a for a in argvs if isinstance(a, list))
+    assert any("step-outsider" in a for a in argvs if isinstance(a, list))
