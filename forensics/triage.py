@@ -43,6 +43,7 @@ STEP_MODULES = (
     "forensics.process.steps",
     "forensics.scan.steps",
     "forensics.binary.steps",
+    "forensics.images.steps",
 )
 """Every module that registers triage steps. A test fails when one is left out."""
 

@@ -8,6 +8,7 @@ import typer
 
 from forensics import __version__
 from forensics.cli import binary, container, doctor, evidence, memory, placeholders, process, report, scan, triage
+from forensics.cli import image as image_cli
 from forensics.errors import EXIT_USAGE, ForensicsError
 
 app = typer.Typer(
@@ -42,6 +43,7 @@ app.add_typer(binary.app, name="binary")
 app.add_typer(scan.app, name="scan")
 app.add_typer(process.app, name="process")
 app.add_typer(memory.app, name="memory")
+app.add_typer(image_cli.app, name="image")
 app.command("triage")(triage.triage)
 app.command("doctor")(doctor.doctor)
 app.command("report")(report.report)

@@ -4,9 +4,7 @@ from __future__ import annotations
 
 import typer
 
-PLANNED = {
-    "image": "Images: inspect, history, Dockerfile, layers, files, diff, search, extract.",
-}
+PLANNED: dict[str, str] = {}
 
 
 def apps() -> dict[str, typer.Typer]:

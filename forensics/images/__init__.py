@@ -1,0 +1,1 @@
+"""Images: one reader for every source, and the analyses built on it."""

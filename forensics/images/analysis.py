@@ -1,0 +1,450 @@
+"""What an image is made of: one read of every layer, then history, per-layer changes,
+dive's efficiency figures, the final file system and the secret search, all from it.
+
+:func:`scan_image` walks the source once (trivy's one-walk rule): each entry's metadata
+is kept, each regular file is hashed and its first bytes are offered to the secret rules
+while its bytes stream past. Everything else works on the resulting :class:`ImageScan`.
+
+Whiteouts follow the OCI layer spec: a layer's whiteouts apply to the layers below it
+only; ``.wh.<name>`` deletes ``<name>`` and everything under it, ``.wh..wh..opq`` hides
+every lower child of its directory.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import hashlib
+from collections.abc import Iterable
+from typing import Any
+
+from forensics.findings import Finding, Severity
+from forensics.images.source import DigestCheck, ImageSource
+from forensics.records import NotAvailable, display_path
+from forensics.rules import secrets
+
+MAX_HASH = 256 << 20
+"""Largest file hashed (larger ones get NotAvailable)."""
+SEARCH_WINDOW = 1 << 20
+"""Bytes of each file offered to the secret rules."""
+
+
+@dataclasses.dataclass(frozen=True)
+class FileRecord:
+    """One entry of one layer."""
+
+    path: bytes
+    type: str
+    """See :data:`forensics.images.source.TYPES`."""
+    mode: int
+    uid: int
+    gid: int
+    size: int
+    mtime: float
+    link: bytes
+    sha256: str | NotAvailable | None
+    """Content hash for regular files (and hard links, the target's); None otherwise."""
+    secrets: tuple[secrets.SecretHit, ...] = ()
+
+
+@dataclasses.dataclass(frozen=True)
+class LayerRecord:
+    index: int
+    diff_id: str
+    """From the config."""
+    digest: str
+    """Blob digest from the manifest (the diff_id for disk and legacy sources)."""
+    computed_diff_id: str | NotAvailable
+    stored_size: int | None
+    size: int
+    """Sum of the content sizes of the layer's entries (dive's layer size)."""
+    files: tuple[FileRecord, ...]
+    problems: tuple[str, ...]
+
+
+@dataclasses.dataclass(frozen=True)
+class ImageScan:
+    ref: str
+    kind: str
+    """Where it was read from: disk, engine-export, docker-archive, oci-layout."""
+    image_id: str
+    repo_tags: tuple[str, ...]
+    repo_digests: tuple[str, ...]
+    config: dict[str, Any]
+    layers: tuple[LayerRecord, ...]
+    checks: tuple[DigestCheck, ...]
+    problems: tuple[str, ...]
+
+
+@dataclasses.dataclass(frozen=True)
+class ScanOptions:
+    hash_limit: int = MAX_HASH
+    search: bool = True
+    """Offer each file's first bytes to the secret rules."""
+
+
+def scan_image(source: ImageSource, options: ScanOptions = ScanOptions()) -> ImageScan:
+    """Read every layer of ``source`` once; close the source after."""
+    by_key: dict[str, tuple[list[FileRecord], list[str], str | NotAvailable]] = {}
+    try:
+        for layer in source.walk():
+            files: list[FileRecord] = []
+            hashes: dict[bytes, str | NotAvailable | None] = {}
+            for entry in layer.entries():
+                digest: str | NotAvailable | None = None
+                hits: tuple[secrets.SecretHit, ...] = ()
+                if entry.type == "file":
+                    digest, hits = _content(entry, options, layer.problems)
+                    hashes[entry.path] = digest
+                elif entry.type == "hardlink":
+                    digest = hashes.get(entry.link, NotAvailable("hard link target not in this layer"))
+                files.append(FileRecord(entry.path, entry.type, entry.mode, entry.uid, entry.gid, entry.size,
+                                        entry.mtime, entry.link, digest, hits))  # fmt: skip
+            by_key[layer.key] = (files, layer.problems, layer.diff_id)
+    finally:
+        source.close()
+    layers = []
+    for index, key in enumerate(source.layer_keys):
+        info = source.layers[index]
+        files, problems, computed = by_key.get(key, ([], ["layer was not read"], NotAvailable("not read")))
+        size = sum(f.size for f in files if f.type == "file")
+        layers.append(LayerRecord(index, info.diff_id, info.digest, computed, info.size, size, tuple(files),
+                                  tuple(problems)))  # fmt: skip
+    return ImageScan(source.ref, source.kind, source.config_digest, tuple(source.repo_tags),
+                     tuple(source.repo_digests), source.config, tuple(layers), tuple(source.checks),
+                     tuple(source.problems))  # fmt: skip
+
+
+def _content(
+    entry: Any, options: ScanOptions, problems: list[str]
+) -> tuple[str | NotAvailable, tuple[Any, ...]]:
+    if entry.size > options.hash_limit:
+        return NotAvailable(f"{entry.size} bytes, over the {options.hash_limit} hash limit"), ()
+    sha = hashlib.sha256()
+    head = b""
+    try:
+        for chunk in entry.chunks(options.hash_limit):
+            sha.update(chunk)
+            if options.search and len(head) < SEARCH_WINDOW:
+                head += chunk[: SEARCH_WINDOW - len(head)]
+    except Exception as exc:  # one unreadable file is a problem, not a lost image
+        problems.append(f"{display_path(entry.path)!r}: {exc}")
+        return NotAvailable(f"unreadable: {exc}"), ()
+    hits = tuple(secrets.find_secrets(head)) if head else ()
+    return sha.hexdigest(), hits
+
+
+# --- history ---------------------------------------------------------------------------
+
+
+@dataclasses.dataclass(frozen=True)
+class HistoryEntry:
+    created: str
+    created_by: str
+    """Untruncated."""
+    comment: str
+    author: str
+    empty_layer: bool
+    layer_index: int | None
+    layer_digest: str | None
+    layer_size: int | None
+
+
+def _history_raw(config: dict[str, Any]) -> list[dict[str, Any]]:
+    history = config.get("history")
+    return [h for h in history if isinstance(h, dict)] if isinstance(history, list) else []
+
+
+def history(scan: ImageScan) -> list[HistoryEntry]:
+    """Every history entry, oldest first, each non-empty one with its layer."""
+    out = []
+    position = 0
+    for item in _history_raw(scan.config):
+        empty = item.get("empty_layer") is True
+        layer = None
+        if not empty and position < len(scan.layers):
+            layer = scan.layers[position]
+        if not empty:
+            position += 1
+        out.append(HistoryEntry(str(item.get("created", "")), str(item.get("created_by", "")),
+                                str(item.get("comment", "")), str(item.get("author", "")), empty,
+                                layer.index if layer else None, layer.digest if layer else None,
+                                layer.size if layer else None))  # fmt: skip
+    return out
+
+
+def layer_commands(scan: ImageScan) -> list[str]:
+    commands = ["" for _ in scan.layers]
+    for entry in history(scan):
+        if entry.layer_index is not None:
+            commands[entry.layer_index] = entry.created_by
+    return commands
+
+
+# --- layers applied one over another --------------------------------------------------
+
+
+@dataclasses.dataclass(frozen=True)
+class LayerChanges:
+    index: int
+    digest: str
+    diff_id: str
+    size: int
+    created_by: str
+    added: tuple[bytes, ...]
+    changed: tuple[bytes, ...]
+    deleted: tuple[bytes, ...]
+    """Paths a whiteout or an opaque dir removed from the lower layers (each one listed)."""
+    whiteouts: tuple[bytes, ...]
+    opaque_dirs: tuple[bytes, ...]
+
+
+@dataclasses.dataclass(frozen=True)
+class Placed:
+    """A path of a stacked file system, and the layer that supplied it."""
+
+    layer: int
+    record: FileRecord
+
+
+def _under(path: bytes, top: bytes) -> bool:
+    return path.startswith(top.rstrip(b"/") + b"/")
+
+
+def _apply(state: dict[bytes, Placed], layer: LayerRecord) -> tuple[list[bytes], list[bytes], list[bytes]]:
+    """Stack ``layer`` on ``state`` (in place); return (added, changed, deleted)."""
+    lower = dict(state)
+    deleted: list[bytes] = []
+    marks = [f for f in layer.files if f.type in ("whiteout", "opaque")]
+    if marks:
+        doomed: set[bytes] = set()
+        for mark in marks:
+            for path in lower:
+                if (mark.type == "whiteout" and (path == mark.path or _under(path, mark.path))) or (
+                    mark.type == "opaque" and _under(path, mark.path)
+                ):
+                    doomed.add(path)
+        for path in doomed:
+            del state[path]
+        deleted = sorted(doomed)
+    added: list[bytes] = []
+    changed: list[bytes] = []
+    for record in layer.files:
+        if record.type in ("whiteout", "opaque"):
+            continue
+        (changed if record.path in lower else added).append(record.path)
+        state[record.path] = Placed(layer.index, record)
+        # A non-directory over a directory hides what was below it.
+        below = lower.get(record.path)
+        if record.type != "dir" and below is not None and below.record.type == "dir":
+            for path in [p for p in state if _under(p, record.path)]:
+                del state[path]
+    present = {r.path for r in layer.files if r.type not in ("whiteout", "opaque")}
+    return added, changed, [p for p in deleted if p not in present]
+
+
+def layer_changes(scan: ImageScan) -> list[LayerChanges]:
+    state: dict[bytes, Placed] = {}
+    commands = layer_commands(scan)
+    out = []
+    for layer in scan.layers:
+        added, changed, deleted = _apply(state, layer)
+        out.append(LayerChanges(layer.index, layer.digest, layer.diff_id, layer.size, commands[layer.index],
+                                tuple(sorted(added)), tuple(sorted(changed)), tuple(deleted),
+                                tuple(f.path for f in layer.files if f.type == "whiteout"),
+                                tuple(f.path for f in layer.files if f.type == "opaque")))  # fmt: skip
+    return out
+
+
+def final_files(scan: ImageScan) -> dict[bytes, Placed]:
+    """The image's file system as a container would see it: path -> supplying layer."""
+    state: dict[bytes, Placed] = {}
+    for layer in scan.layers:
+        _apply(state, layer)
+    return dict(sorted(state.items()))
+
+
+# --- dive's figures (filetree/efficiency.go) ---------------------------------------------
+
+
+@dataclasses.dataclass(frozen=True)
+class Repeated:
+    path: str
+    count: int
+    """Layers holding the path."""
+    size: int
+    """Bytes over all of them (the first copy included)."""
+
+
+@dataclasses.dataclass(frozen=True)
+class Efficiency:
+    size: int
+    """Sum of the layers' sizes."""
+    user_size: int
+    """Sum of the sizes of all layers but the first."""
+    wasted: int
+    efficiency: float
+    user_wasted_percent: float
+    repeated: tuple[Repeated, ...]
+    """Largest first."""
+
+
+def _leaves(layer: LayerRecord) -> list[tuple[bytes, FileRecord]]:
+    """Entries of the layer's own tree that have no child in it (dive visits only leaves).
+
+    A whiteout is a node of its own (named ``.wh.x``), so it never parents anything.
+    """
+    parents: set[bytes] = set()
+    for record in layer.files:
+        if record.type in ("whiteout", "opaque"):
+            continue
+        path = record.path
+        while True:
+            path = path.rpartition(b"/")[0]
+            if not path or path in parents:
+                break
+            parents.add(path)
+    return [
+        (r.path, r)
+        for r in layer.files
+        if r.type != "opaque" and (r.type == "whiteout" or r.path not in parents)
+    ]
+
+
+def efficiency(scan: ImageScan) -> Efficiency:
+    cumulative: dict[bytes, int] = {}
+    minimum: dict[bytes, int] = {}
+    counts: dict[bytes, int] = {}
+    state: dict[bytes, Placed] = {}
+    for layer in scan.layers:
+        for path, record in _leaves(layer):
+            size = record.size
+            if record.type == "whiteout":
+                below = state.get(path)
+                size = 0
+                if below is not None and below.record.type == "dir":
+                    size = sum(p.record.size for q, p in state.items() if q == path or _under(q, path))
+            cumulative[path] = cumulative.get(path, 0) + size
+            minimum[path] = size if path not in minimum else min(minimum[path], size)
+            counts[path] = counts.get(path, 0) + 1
+        _apply(state, layer)
+    total = sum(cumulative.values())
+    score = 1.0 if total == 0 else sum(minimum.values()) / total
+    repeated = sorted(
+        (Repeated(display_path(p), counts[p], cumulative[p]) for p in counts if counts[p] > 1),
+        key=lambda r: (-r.size, r.path),
+    )
+    wasted = sum(r.size for r in repeated)
+    size = sum(layer.size for layer in scan.layers)
+    user = sum(layer.size for layer in scan.layers[1:])
+    return Efficiency(size, user, wasted, score, (wasted / user * 100) if user else 0.0, tuple(repeated))
+
+
+# --- findings about the reading itself --------------------------------------------------
+
+
+def subject(scan: ImageScan) -> str:
+    return f"image:{scan.image_id.removeprefix('sha256:')}" if scan.image_id else f"image:{scan.ref}"
+
+
+def integrity_findings(scan: ImageScan, source: str, evidence: Iterable[str] = ()) -> list[Finding]:
+    out = []
+    for check in scan.checks:
+        if check.ok:
+            continue
+        if isinstance(check.actual, NotAvailable):
+            # Could not be computed (unreadable layer): a problem, recorded elsewhere.
+            continue
+        out.append(Finding("image.digest-mismatch", Severity.HIGH,
+                           f"{check.what} digest does not match in {scan.ref}", subject(scan), source,
+                           tuple(evidence), f"expected {check.expected}, computed {check.actual}"))  # fmt: skip
+    return out
+
+
+# --- search: names, contents, ENV and history, and what later layers hid ------------------
+
+
+@dataclasses.dataclass(frozen=True)
+class SearchHit:
+    kind: str
+    """``name``, ``content``, ``env``, ``history``, or ``hidden`` (deleted by a later layer)."""
+    path: str
+    """The file (or ``ENV <key>`` / ``history <n>``)."""
+    layer: int | None
+    what: str
+    severity: Severity
+    excerpt: str = ""
+    present_in_final: bool = True
+
+
+def search(scan: ImageScan) -> list[SearchHit]:
+    """Suspicious names and secrets in every layer (hidden ones included), ENV and history."""
+    hits: list[SearchHit] = []
+    final = final_files(scan)
+    for layer in scan.layers:
+        for record in layer.files:
+            if record.type in ("whiteout", "opaque", "dir"):
+                continue
+            placed = final.get(record.path)
+            visible = placed is not None and placed.layer == layer.index
+            named = secrets.suspicious_name(record.path)
+            if named is not None:
+                what, severity = named
+                hits.append(SearchHit("name", display_path(record.path), layer.index, what,
+                                      severity, present_in_final=visible))  # fmt: skip
+            for secret in record.secrets:
+                hits.append(SearchHit("content", display_path(record.path), layer.index, secret.title,
+                                      secret.severity, secret.excerpt, visible))  # fmt: skip
+            if placed is None and record.type == "file":
+                secret_like = bool(record.secrets) or named is not None
+                hits.append(SearchHit("hidden", display_path(record.path), layer.index,
+                                      "deleted by a later layer, still in this layer",
+                                      Severity.HIGH if secret_like else Severity.INFO,
+                                      present_in_final=False))  # fmt: skip
+    cfg = scan.config.get("config") if isinstance(scan.config.get("config"), dict) else {}
+    assert isinstance(cfg, dict)
+    for item in cfg.get("Env") or []:
+        if not isinstance(item, str):
+            continue
+        key, _, value = item.partition("=")
+        found = secrets.find_secrets(item.encode("utf-8", "surrogateescape"))
+        for secret in found:
+            hits.append(SearchHit("env", f"ENV {key}", None, secret.title, secret.severity, secret.excerpt))
+        if not found and value and secrets.secret_env_key(key):
+            hits.append(SearchHit("env", f"ENV {key}", None, "secret-looking ENV key", Severity.MEDIUM,
+                                  secrets.mask(value.encode("utf-8", "surrogateescape"))))  # fmt: skip
+    for number, entry in enumerate(history(scan)):
+        for secret in secrets.find_secrets(entry.created_by.encode("utf-8", "surrogateescape")):
+            hits.append(SearchHit("history", f"history {number}", entry.layer_index, secret.title,
+                                  secret.severity, secret.excerpt))  # fmt: skip
+    return hits
+
+
+def search_findings(
+    scan: ImageScan, hits: list[SearchHit], source: str, evidence: tuple[str, ...]
+) -> list[Finding]:
+    """One finding per secret or secret-like hidden file; one summary for other hidden files."""
+    out = []
+    plain_hidden = 0
+    for hit in hits:
+        if hit.kind == "hidden" and hit.severity is Severity.INFO:
+            plain_hidden += 1
+            continue
+        if hit.severity in (Severity.INFO, Severity.LOW) and hit.kind == "name":
+            continue
+        if hit.kind == "hidden":
+            title = f"secret-like file {hit.path} deleted by a later layer is still in layer {hit.layer}"
+        elif hit.kind == "name":
+            title = f"{hit.what} in the image: {hit.path}"
+        else:
+            title = f"{hit.what} in {hit.kind} of the image: {hit.path}"
+        severity = hit.severity
+        if not hit.present_in_final and hit.kind in ("content", "name"):
+            severity = Severity.HIGH  # hidden in history: the responder would not see it in a container
+            title += f" (hidden in history, layer {hit.layer})"
+        out.append(Finding(f"image.secret-{hit.kind}", severity, title, subject(scan), source, evidence,
+                           hit.excerpt))  # fmt: skip
+    if plain_hidden:
+        out.append(Finding("image.hidden-in-history", Severity.LOW,
+                           f"{plain_hidden} files deleted by later layers are still carried by earlier ones",
+                           subject(scan), source, evidence))  # fmt: skip
+    return out

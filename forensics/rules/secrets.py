@@ -1,0 +1,116 @@
+"""Secret patterns and secret-looking file names: one table, shared by every area.
+
+Each :class:`SecretRule` is a bytes regex over content (a file, an ENV value, a history
+line, a memory dump). Keep them simple and well known, so a hit means something. To add
+one, add a row; ``tests/unit/test_image_search.py`` runs every row against a sample.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import fnmatch
+import re
+
+from forensics.findings import Severity
+
+
+@dataclasses.dataclass(frozen=True)
+class SecretRule:
+    id: str
+    """Stable name, e.g. ``aws-access-key-id``."""
+    title: str
+    pattern: re.Pattern[bytes]
+    severity: Severity
+    sample: bytes
+    """A string the pattern must match (checked by a test)."""
+
+
+SECRET_RULES: tuple[SecretRule, ...] = (
+    SecretRule("aws-access-key-id", "AWS access key ID", re.compile(rb"\b(?:AKIA|ASIA)[0-9A-Z]{16}\b"),
+               Severity.HIGH, b"key=AKIAIOSFODNN7EXAMPLE"),
+    SecretRule("private-key", "private key (PEM)",
+               re.compile(rb"-----BEGIN (?:[A-Z0-9]+ )?PRIVATE KEY(?: BLOCK)?-----"),
+               Severity.HIGH, b"-----BEGIN OPENSSH PRIVATE KEY-----"),
+    SecretRule("github-token", "GitHub token", re.compile(rb"\b(?:gh[pousr]_[A-Za-z0-9]{36}|github_pat_[A-Za-z0-9_]{82})\b"),
+               Severity.HIGH, b"ghp_" + b"a" * 36),
+    SecretRule("slack-token", "Slack token", re.compile(rb"\bxox[baprs]-[0-9A-Za-z-]{10,}\b"),
+               Severity.HIGH, b"xoxb-1234567890-abcdef"),
+    SecretRule("password-assignment", "password assignment",
+               re.compile(rb"(?i)(?<![a-z])(?:password|passwd|pwd|secret|api_?key|token)\s*[=:]\s*['\"]?[^\s'\"$<>{}]{6,}"),
+               Severity.MEDIUM, b"DB_PASSWORD=hunter22"),
+)  # fmt: skip
+
+SECRET_ENV_WORDS = ("PASS", "PASSWD", "PASSWORD", "SECRET", "KEY", "ACCESS", "TOKEN")
+"""dockle's CIS-DI-0010: ENV keys containing these hold secrets (GPG_KEY allowed)."""
+SECRET_ENV_ALLOWED = ("GPG_KEY", "GPG_KEYS")
+
+SUSPICIOUS_NAMES: tuple[tuple[str, str, Severity], ...] = (
+    ("*/id_rsa", "SSH private key", Severity.HIGH),
+    ("*/id_dsa", "SSH private key", Severity.HIGH),
+    ("*/id_ecdsa", "SSH private key", Severity.HIGH),
+    ("*/id_ed25519", "SSH private key", Severity.HIGH),
+    ("*.pem", "PEM file (key or certificate)", Severity.LOW),
+    ("*.key", "key file", Severity.MEDIUM),
+    ("*.p12", "PKCS#12 bundle", Severity.MEDIUM),
+    ("*.pfx", "PKCS#12 bundle", Severity.MEDIUM),
+    ("*/.env", "dotenv file", Severity.MEDIUM),
+    ("*/.env.*", "dotenv file", Severity.MEDIUM),
+    ("*/credentials", "credentials file", Severity.MEDIUM),
+    ("*/credentials.json", "credentials file", Severity.MEDIUM),
+    ("*/.aws/credentials", "AWS credentials", Severity.HIGH),
+    ("*/.docker/config.json", "registry credentials", Severity.MEDIUM),
+    ("*/.git-credentials", "git credentials", Severity.HIGH),
+    ("*/.netrc", "netrc credentials", Severity.MEDIUM),
+    ("*/.pgpass", "PostgreSQL passwords", Severity.MEDIUM),
+    ("*/database.yml", "database settings", Severity.LOW),
+    ("*/settings.py", "application settings", Severity.LOW),
+    ("/etc/shadow", "shadow password file", Severity.INFO),
+    ("*/.bash_history", "shell history", Severity.MEDIUM),
+    ("*/.ash_history", "shell history", Severity.MEDIUM),
+    ("*/.zsh_history", "shell history", Severity.MEDIUM),
+    ("*/.sh_history", "shell history", Severity.MEDIUM),
+    ("*/.mysql_history", "client history", Severity.MEDIUM),
+    ("*/.psql_history", "client history", Severity.MEDIUM),
+    ("*/.python_history", "client history", Severity.LOW),
+)
+"""(glob over the absolute path, what it is, severity). ``*`` also matches ``/``."""
+
+
+@dataclasses.dataclass(frozen=True)
+class SecretHit:
+    rule: str
+    title: str
+    severity: Severity
+    excerpt: str
+    """The match with its middle masked, so the archive does not spread the secret."""
+
+
+def mask(value: bytes) -> str:
+    text = value.decode("utf-8", "backslashreplace")
+    if len(text) <= 8:
+        return text[:2] + "*" * max(len(text) - 2, 0)
+    return text[:4] + "*" * (len(text) - 8) + text[-4:]
+
+
+def find_secrets(data: bytes, limit: int = 20) -> list[SecretHit]:
+    """Every rule's matches in ``data`` (at most ``limit`` in all), masked."""
+    hits: list[SecretHit] = []
+    for rule in SECRET_RULES:
+        for match in rule.pattern.finditer(data):
+            hits.append(SecretHit(rule.id, rule.title, rule.severity, mask(match.group(0)[:200])))
+            if len(hits) >= limit:
+                return hits
+    return hits
+
+
+def suspicious_name(path: bytes) -> tuple[str, Severity] | None:
+    text = path.decode("utf-8", "surrogateescape")
+    for pattern, what, severity in SUSPICIOUS_NAMES:
+        if fnmatch.fnmatchcase(text, pattern):
+            return what, severity
+    return None
+
+
+def secret_env_key(key: str) -> bool:
+    upper = key.upper()
+    return upper not in SECRET_ENV_ALLOWED and any(word in upper for word in SECRET_ENV_WORDS)
