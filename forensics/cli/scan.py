@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import Annotated
+
 import typer
 
 from forensics.cli.common import DockerHost, Json, NoEngine, Root, emit_json, host_context
@@ -35,3 +37,26 @@ def host(
     from forensics.report import terminal
 
     terminal.bench_report(report)
+
+
+@app.command("lint")
+def lint(
+    image: Annotated[str, typer.Argument(help="Image name, id or id prefix.")],
+    no_dockle: Annotated[
+        bool, typer.Option("--no-dockle", help="Do not run dockle even when on PATH.")
+    ] = False,
+    json: Json = False,
+    root: Root = None,
+    docker_host: DockerHost = None,
+    no_engine: NoEngine = False,
+) -> None:
+    """dockle's checkpoints (CIS-DI, DKL-DI, DKL-LI), natively; dockle itself beside them when on PATH."""
+    from forensics.scan.lint import lint_image
+
+    report = lint_image(host_context(root, docker_host, no_engine), image, use_dockle=not no_dockle)
+    if json:
+        emit_json(report)
+        return
+    from forensics.report import terminal
+
+    terminal.lint_report(report)

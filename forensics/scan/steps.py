@@ -4,9 +4,10 @@ checkpoints and trivy for every image a container uses, each image on its own.""
 from __future__ import annotations
 
 from forensics.findings import Finding
+from forensics.host.disk import is_digest
 from forensics.records import NotAvailable
-from forensics.scan import bench
-from forensics.scan.checks import BENCH
+from forensics.scan import bench, lint
+from forensics.scan.checks import BENCH, DOCKLE
 from forensics.scan.model import Status, finding_for
 from forensics.steps import Phase, Step, StepContext, register
 
@@ -39,5 +40,55 @@ def scan_host(ctx: StepContext) -> None:
         ctx.warn(f"container runtime checks undecided: {inputs.containers.reason}")
 
 
+def used_images(ctx: StepContext) -> list[str]:
+    """Image ids (``sha256:<hex>``) a container uses, the appliance's own left out."""
+    me = ctx.state.get("self")
+    own = getattr(me, "image_id", None)
+    own_cid = _self_id(ctx)
+    ids: set[str] = set()
+    for c in ctx.state.get("api_containers") or []:
+        if isinstance(c, dict) and c.get("Id") != own_cid and is_digest(c.get("ImageID")):
+            ids.add(str(c["ImageID"]))
+    inventory = ctx.state.get("disk_inventory")
+    for dc in getattr(inventory, "containers", []) or []:
+        if dc.id != own_cid and is_digest(dc.image_id):
+            ids.add(dc.image_id)
+    if isinstance(own, str):
+        ids.discard(own)
+    return sorted(ids)
+
+
+def lint_findings(report: lint.LintReport, source: str, evidence: tuple[str, ...]) -> list[Finding]:
+    """dockle's FATAL and WARN results as Findings."""
+    out = []
+    for res in report.results:
+        finding = finding_for(
+            res, DOCKLE[res.id], "dockle", source, evidence, frozenset({Status.FATAL, Status.WARN})
+        )
+        if finding is not None:
+            out.append(finding)
+    return out
+
+
+def scan_lint(ctx: StepContext) -> None:
+    images = used_images(ctx)
+    if not images:
+        ctx.warn("no image in use by a container (besides the appliance's): nothing to lint")
+    for image in images:
+        name = f"scan/lint/{image[7:]}.json"
+        try:
+            report = lint.lint_image(ctx.host, image)
+        except Exception as exc:  # one image's trouble must not lose the others
+            ctx.warn(f"lint of {image} failed: {exc}", image=image)
+            continue
+        ctx.sink.add_json(name, report)
+        for problem in report.problems:
+            ctx.warn(problem, image=image)
+        for finding in lint_findings(report, ctx.step, (name,)):
+            ctx.report(finding)
+
+
 register(Step("scan.host", Phase.SCANS, scan_host, timeout=600,
               description="Docker Bench for Security: host, daemon, files, images, runtime, swarm"))  # fmt: skip
+register(Step("scan.lint", Phase.SCANS, scan_lint, timeout=1200,
+              description="dockle's checkpoints for every image a container uses"))  # fmt: skip
