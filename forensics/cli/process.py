@@ -2,7 +2,12 @@
 
 from __future__ import annotations
 
+import contextlib
 import os
+import shutil
+import tempfile
+from collections.abc import Iterator
+from pathlib import Path
 from typing import Annotated
 
 import typer
@@ -10,6 +15,8 @@ import typer
 from forensics.cli.common import DockerHost, Json, NoEngine, Root, emit_json, host_context
 from forensics.context import HostContext
 from forensics.errors import EnvironmentProblem
+from forensics.evidence.archive import SealedArchive
+from forensics.evidence.writer import EvidenceWriter
 from forensics.records import NotAvailable
 
 app = typer.Typer(help="Processes: inventory, pspy-style monitor, strace capture.", no_args_is_help=True)
@@ -106,3 +113,72 @@ def monitor(
         typer.echo(
             f"method: {result.method}; {len(result.events)} events; " + "; ".join(result.notes), err=True
         )
+
+
+@app.command("trace")
+def trace(
+    pid: Annotated[int, typer.Argument(help="The process to trace (host pid).", min=1)],
+    duration: Annotated[float, typer.Option("--duration", help="Seconds to trace.", min=0.1)] = 10.0,
+    output: Annotated[
+        Path, typer.Option("--output", help="Directory for the sealed archive.", file_okay=False)
+    ] = Path("."),
+    json: Json = False,
+    root: Root = None,
+    docker_host: DockerHost = None,
+    no_engine: NoEngine = False,
+) -> None:
+    """``strace -f -tt -s 256`` of PID for --duration seconds, detached cleanly, sealed as an archive."""
+    from forensics.process.trace import check_target
+    from forensics.process.trace import trace as run_trace
+    from forensics.tools import which
+
+    ctx = host_context(root, docker_host, no_engine)
+    proc = live_proc(ctx)
+    strace = which("strace", str(ctx.root))
+    if isinstance(strace, NotAvailable):
+        raise EnvironmentProblem(strace.reason, hint="Install strace (the appliance image has it).")
+    check_target(proc, pid)
+    stored = None
+    with (
+        sealed(output, f"strace-{pid}") as writer,
+        tempfile.TemporaryDirectory(prefix="forensics-strace-") as tmp,
+    ):
+        out = os.path.join(tmp, "strace.txt")
+        result = run_trace(strace, pid, duration, out)
+        if os.path.exists(out):
+            with open(out, "rb") as src:
+                stored = writer.add_fd(f"strace/{pid}.txt", src.fileno())
+        writer.add_json(f"strace/{pid}.json", result)
+    archive = writer.sealed
+    if json:
+        emit_json({"trace": result, "archive": archive, "file": stored})
+        return
+    typer.echo(f"strace of {pid}: {result.ended_by}, {result.seconds:.1f}s; archive {archive.path}")
+    typer.echo(f"sha256  {archive.sha256}")
+
+
+class SealingWriter(EvidenceWriter):
+    """An EvidenceWriter that remembers the archive it was sealed into."""
+
+    sealed: SealedArchive
+
+
+@contextlib.contextmanager
+def sealed(output: Path, stem: str) -> Iterator[SealingWriter]:
+    """An EvidenceWriter staged under ``output``, sealed into ``<stem>-<time>.tar.gz`` at the end."""
+    from forensics.evidence.archive import seal
+    from forensics.records import utc_now
+
+    try:
+        output.mkdir(parents=True, exist_ok=True)
+        staging = Path(tempfile.mkdtemp(prefix=".staging-", dir=output))
+    except OSError as exc:
+        raise EnvironmentProblem(f"cannot write to {output}: {exc}") from exc
+    top = staging / f"forensics-{stem}-{utc_now().strftime('%Y%m%dT%H%M%SZ')}"
+    writer = SealingWriter(top)
+    try:
+        yield writer
+        writer.write_manifest()
+        writer.sealed = seal(top, output)
+    finally:
+        shutil.rmtree(staging, ignore_errors=True)
