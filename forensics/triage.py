@@ -41,6 +41,7 @@ STEP_MODULES = (
     "forensics.host.steps",
     "forensics.containers.steps",
     "forensics.process.steps",
+    "forensics.memory.steps",
     "forensics.scan.steps",
     "forensics.binary.steps",
     "forensics.images.steps",

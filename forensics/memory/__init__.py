@@ -1,0 +1,1 @@
+"""Process memory: gcore dumps, credential search over dumps and live memory."""
