@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from pathlib import Path
 from typing import Annotated
 
 import typer
@@ -60,3 +61,53 @@ def lint(
     from forensics.report import terminal
 
     terminal.lint_report(report)
+
+
+TrivyCache = Annotated[
+    Path | None,
+    typer.Option("--trivy-cache", help="Directory holding db/trivy.db: enables the vuln scanner [default: $TRIVY_CACHE_DIR].",
+                 file_okay=False),
+]  # fmt: skip
+
+
+@app.command("image")
+def image(
+    target: Annotated[
+        str, typer.Argument(help="Image name or id (exported through the engine), or a `docker save` tar.")
+    ],
+    trivy_cache: TrivyCache = None,
+    json: Json = False,
+    root: Root = None,
+    docker_host: DockerHost = None,
+    no_engine: NoEngine = False,
+) -> None:
+    """trivy, offline: secrets and misconfigurations always, vulnerabilities when a DB is given."""
+    from forensics.scan.trivy import scan_image
+
+    report = scan_image(host_context(root, docker_host, no_engine), target, trivy_cache)
+    _trivy_out(report, json)
+
+
+@app.command("container")
+def container(
+    name: Annotated[str, typer.Argument(help="Container name or id prefix.")],
+    trivy_cache: TrivyCache = None,
+    json: Json = False,
+    root: Root = None,
+    docker_host: DockerHost = None,
+    no_engine: NoEngine = False,
+) -> None:
+    """trivy rootfs over a container's writable layer, read from disk (its image: `scan image`)."""
+    from forensics.scan.steps import container_upper
+
+    ctx = host_context(root, docker_host, no_engine)
+    _trivy_out(container_upper(ctx, name, trivy_cache), json)
+
+
+def _trivy_out(report: object, json: bool) -> None:
+    if json:
+        emit_json(report)
+        return
+    from forensics.report import terminal
+
+    terminal.trivy_report(report)

@@ -3,13 +3,17 @@ checkpoints and trivy for every image a container uses, each image on its own.""
 
 from __future__ import annotations
 
+from pathlib import Path
+from typing import Any
+
+from forensics.errors import NotFound
 from forensics.findings import Finding
 from forensics.host.disk import is_digest
 from forensics.records import NotAvailable
-from forensics.scan import bench, lint
+from forensics.scan import bench, lint, trivy
 from forensics.scan.checks import BENCH, DOCKLE
 from forensics.scan.model import Status, finding_for
-from forensics.steps import Phase, Step, StepContext, register
+from forensics.steps import Need, Phase, Step, StepContext, register
 
 HOST_EVIDENCE = "scan/host.json"
 
@@ -88,7 +92,41 @@ def scan_lint(ctx: StepContext) -> None:
             ctx.report(finding)
 
 
+def container_upper(host: Any, name: str, cache: Path | None) -> trivy.TrivyReport:
+    """trivy rootfs over one container's writable layer (a plain directory on disk)."""
+    from forensics.binary.locate import find_container
+
+    disk = host.disk()
+    disk.require()
+    found = find_container(disk, name)
+    upper = disk.upper_dir(found)
+    if isinstance(upper, NotAvailable):
+        raise NotFound(f"container {name!r} has no writable layer on disk: {upper.reason}")
+    return trivy.scan_dir(host, upper, f"container {found.name} ({found.id[:12]}) writable layer", cache)
+
+
+def scan_trivy(ctx: StepContext) -> None:
+    images = used_images(ctx)
+    if not images:
+        ctx.warn("no image in use by a container (besides the appliance's): nothing to scan")
+    for image in images:
+        name = f"scan/trivy/{image[7:]}.json"
+        try:
+            report = trivy.scan_image(ctx.host, image)
+        except Exception as exc:  # one image's trouble must not lose the others
+            ctx.warn(f"trivy on {image} failed: {exc}", image=image)
+            continue
+        ctx.sink.add_json(name, report)
+        for scanner, state in report.scanners.items():
+            if state != "ran":
+                ctx.warn(f"trivy {scanner} on {image}: {state}", image=image)
+        for finding in trivy.trivy_findings(report, f"image:{image}", ctx.step, (name,)):
+            ctx.report(finding)
+
+
 register(Step("scan.host", Phase.SCANS, scan_host, timeout=600,
               description="Docker Bench for Security: host, daemon, files, images, runtime, swarm"))  # fmt: skip
 register(Step("scan.lint", Phase.SCANS, scan_lint, timeout=1200,
               description="dockle's checkpoints for every image a container uses"))  # fmt: skip
+register(Step("scan.trivy", Phase.SCANS, scan_trivy, frozenset({Need.ENGINE}), tools=("trivy",), timeout=3600,
+              description="trivy (offline) on every image a container uses: secrets, misconfig, vulns with a DB"))  # fmt: skip
