@@ -242,3 +242,74 @@ def test_dockerd_found_by_comm(tmp_path: Path) -> None:
         (proc / str(pid) / "cmdline").write_bytes(argv)
     assert bench.find_dockerd(proc) == ["/usr/bin/dockerd", "--icc=false"]
     assert isinstance(bench.find_dockerd(tmp_path / "none"), NotAvailable)
+
+
+class FakeEngine:
+    """Canned Engine API answers, for gather()."""
+
+    def __init__(self, containers: list[dict[str, Any]]) -> None:
+        self._containers = {c["Id"]: c for c in containers}
+
+    def info(self) -> dict[str, Any]:
+        return INFO
+
+    def version(self) -> dict[str, Any]:
+        return {"Version": "20.10.24"}
+
+    def containers(self) -> list[dict[str, Any]]:
+        return [{"Id": cid} for cid in self._containers]
+
+    def inspect_container(self, cid: str) -> dict[str, Any]:
+        return self._containers[cid]
+
+    def container_top(self, cid: str) -> dict[str, Any]:
+        return {"Titles": ["PID", "CMD"], "Processes": [["1", "/usr/sbin/sshd -D"]]}
+
+    def images(self) -> list[dict[str, Any]]:
+        return [{"Id": "sha256:" + "c" * 64, "RepoTags": ["victim:latest"]},
+                {"Id": "sha256:" + "f" * 64, "RepoTags": ["<none>:<none>"]}]  # fmt: skip
+
+    def inspect_image(self, iid: str) -> dict[str, Any]:
+        return {"Id": iid, "RepoTags": ["victim:latest"], "Config": {}}
+
+    def image_history(self, iid: str) -> list[dict[str, Any]]:
+        return [{"CreatedBy": "/bin/sh -c #(nop) ADD file:x in /"}]
+
+
+def test_gather_leaves_the_appliance_out(tmp_path: Path) -> None:
+    from forensics.context import HostContext
+
+    host = HostContext(
+        host_root(tmp_path), NotAvailable("test"), _engine=FakeEngine([bad_container(), good_container()])
+    )
+    got = bench.gather(host, exclude_container=BAD)
+    assert isinstance(got.containers, list) and [c["Id"] for c in got.containers] == [GOOD]
+    assert (
+        isinstance(got.images, list) and got.images == []
+    )  # the appliance's image, and an untagged unused one
+    assert got.excluded and "the appliance itself" in got.excluded[0]
+    assert isinstance(got.daemon.cmdline, NotAvailable)  # a mounted root has no live /proc
+    report = bench.run_bench(got)
+    assert by_id(report, f"container:{GOOD}")["5.6"] is Status.WARN  # sshd seen through the engine's top
+    assert not [r for r in report.results if r.subject == f"container:{BAD}"]
+
+
+def test_host_step_stores_and_reports(tmp_path: Path) -> None:
+    from forensics.context import HostContext
+    from forensics.evidence.log import AcquisitionLog
+    from forensics.evidence.writer import EvidenceWriter, StepSink
+    from forensics.host.appliance import SelfView
+    from forensics.scan.steps import scan_host
+    from forensics.steps import StepContext, TriageOptions
+
+    host = HostContext(host_root(tmp_path), NotAvailable("test"), _engine=FakeEngine([bad_container()]))
+    writer = EvidenceWriter(tmp_path / "out")
+    me = SelfView(True, GOOD, "sha256:" + "0" * 64, True)
+    ctx = StepContext("scan.host", host, StepSink(writer, "scan.host"), AcquisitionLog(writer), TriageOptions(),
+                      {"self": me})  # fmt: skip
+    scan_host(ctx)
+    stored = json.loads((tmp_path / "out/scan/host.json").read_text())
+    assert {r["id"] for r in stored["results"]} >= {"1.1.1", "2.2", "3.15", "5.31", "7.1"}
+    rules = {f.rule for f in ctx.findings if f.subject == f"container:{BAD}"}
+    assert {"bench.5.4", "bench.5.31", "bench.5.15"} <= rules
+    assert all(f.evidence == ("scan/host.json",) for f in ctx.findings)
