@@ -14,6 +14,7 @@ import dataclasses
 import json
 import os
 import re
+import stat
 from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
@@ -488,7 +489,7 @@ def _files_below(fs: RootFS, top: str, limit: int = 1000) -> list[tuple[str, os.
     out = []
     try:
         for path, st in fs.walk(top, max_entries=limit):
-            if not os.path.isdir(path) and (st.st_mode & 0o170000) == 0o100000:
+            if stat.S_ISREG(st.st_mode):
                 out.append((path.decode("utf-8", "replace"), st))
     except (UnsafePath, OSError):
         return []
