@@ -257,12 +257,17 @@ def binary_report(report: BinaryReport, strings: int = 0, listed: int = 12) -> N
     for found in report.strings[:strings]:
         p(f"  {found.offset:#010x} {found.encoding[:5]:5} {_bin_text(found.text)}", highlight=False)
     if report.indicators:
+        # every strong indicator; of the weak ones (addresses, URLs, paths) the first few
+        weak = [i for i in report.indicators if not i.kind.strong]
+        shown = [i for i in report.indicators if i.kind.strong] + weak[: listed * 3]
         table = Table("kind", "value", "count", "offset", "why", title="indicators")
-        for ind in report.indicators:
+        for ind in shown:
             style = "red" if ind.kind.strong else ""
             table.add_row(ind.kind.value, _bin_text(ind.value, 120), str(ind.count), f"{ind.offset:#x}",
                           _bin_text(ind.detail), style=style)  # fmt: skip
         out.print(table)
+        if len(shown) < len(report.indicators):
+            p(f"[dim]… {len(report.indicators) - len(shown)} more indicators (--json shows all)[/]")
     for cap in report.capabilities:
         p(f"[bold]capability[/]  {cap.name}: {_bin_text(', '.join(cap.evidence))}", highlight=False)
     for sign in report.packer:
