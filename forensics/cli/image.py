@@ -17,7 +17,8 @@ from forensics.images.source import ImageSource, open_image
 from forensics.records import NotAvailable, display_path, path_record
 
 app = typer.Typer(
-    help="Images: inspect, history, layers, files, search (never extracted).", no_args_is_help=True
+    help="Images: inspect, history, dockerfile, layers, files, search, diff; extract (safe).",
+    no_args_is_help=True,
 )
 
 ImageRef = Annotated[str, typer.Argument(help="Image name, id, id prefix, or a docker-save/OCI path.",
@@ -183,3 +184,32 @@ def search_(image: ImageRef, json: Json = False, root: Root = None, docker_host:
         out.print(f"{hit.severity.value:8} {hit.kind:8} {where:9} {hit.path}  {hit.what} {hit.excerpt}{hidden}",
                   highlight=False, markup=False)  # fmt: skip
     _problems(scan)
+
+
+@app.command("dockerfile")
+def dockerfile_(image: ImageRef, json: Json = False, root: Root = None, docker_host: DockerHost = None,
+                no_engine: NoEngine = False, from_engine: FromEngine = False) -> None:  # fmt: skip
+    """A Dockerfile reconstructed from the history (dfimage/whaler), FROM inferred from local images."""
+    from forensics.images import dockerfile
+
+    ctx = host_context(root, docker_host, no_engine)
+    source = open_image(ctx, image, from_engine=from_engine)
+    try:
+        if not source.layers:  # the export stream: its config comes at the end
+            for layer in source.walk():
+                for _entry in layer.entries():
+                    pass
+    finally:
+        source.close()
+    problems = list(source.problems)
+    candidates, read_history = dockerfile.local_images(ctx, problems)
+    result = dockerfile.reconstruct(source.ref, source.config_digest, source.config, source.layers, candidates,
+                                    read_history, problems)  # fmt: skip
+    if json:
+        emit_json(result)
+        return
+    from forensics.report import terminal
+
+    terminal.out.print(result.text, end="", highlight=False, markup=False, soft_wrap=True)
+    for problem in result.problems:
+        terminal.err.print(f"problem: {problem}", highlight=False, markup=False)
