@@ -213,3 +213,82 @@ def dockerfile_(image: ImageRef, json: Json = False, root: Root = None, docker_h
     terminal.out.print(result.text, end="", highlight=False, markup=False, soft_wrap=True)
     for problem in result.problems:
         terminal.err.print(f"problem: {problem}", highlight=False, markup=False)
+
+
+@app.command("diff")
+def diff_(image1: Annotated[str, typer.Argument(metavar="A", help="The baseline: image, id, or docker-save/OCI path.")],
+          image2: Annotated[str, typer.Argument(metavar="B", help="The suspect: image, id, or docker-save/OCI path.")],
+          json: Json = False, root: Root = None, docker_host: DockerHost = None, no_engine: NoEngine = False,
+          from_engine: FromEngine = False) -> None:  # fmt: skip
+    """container-diff's analyzers: files, history, metadata, sizes, and dpkg/apk/rpm/pip/npm packages."""
+    from forensics.images import diff as image_diff
+
+    scans = [
+        image_diff.scan_for_diff(_open(ref, root, docker_host, no_engine, from_engine))
+        for ref in (image1, image2)
+    ]
+    result = image_diff.diff(scans[0], scans[1])
+    if json:
+        emit_json(result)
+        return
+    _render_diff(result)
+
+
+def _digest_text(value: object) -> str:
+    if value is None:
+        return "-"
+    return "n/a" if isinstance(value, NotAvailable) else str(value)[:12]
+
+
+def _bytes(value: int | None) -> str:
+    return "-" if value is None else f"{value}B"
+
+
+def _render_diff(result: Any) -> None:
+    from forensics.report import terminal
+
+    out = terminal.out
+
+    def line(text: str) -> None:
+        out.print(text, highlight=False, markup=False, soft_wrap=True)
+
+    line(f"A: {result.image1.ref} {result.image1.image_id} ({result.image1.source})")
+    line(f"B: {result.image2.ref} {result.image2.image_id} ({result.image2.source})")
+    line(f"files: +{len(result.added)} -{len(result.deleted)} ~{len(result.modified)}")
+    for entry in result.added:
+        line(f"  + {display_path(entry.path)}  {entry.type} {entry.size}B {_digest_text(entry.sha256)}")
+    for entry in result.deleted:
+        line(f"  - {display_path(entry.path)}  {entry.type} {entry.size}B {_digest_text(entry.sha256)}")
+    for mod in result.modified:
+        line(f"  ~ {display_path(mod.path)}  {','.join(mod.changed)}  {mod.size1}B -> {mod.size2}B  "
+             f"{_digest_text(mod.sha256_1)} -> {_digest_text(mod.sha256_2)}")  # fmt: skip
+    line(f"history: +{len(result.history.adds)} -{len(result.history.dels)}")
+    for text in result.history.dels:
+        line(f"  - {text}")
+    for text in result.history.adds:
+        line(f"  + {text}")
+    line(f"metadata: {len(result.metadata)} fields differ")
+    for field in result.metadata:
+        if field.added or field.removed:
+            changes = [f"+{i}" for i in field.added] + [f"-{i}" for i in field.removed]
+            line(f"  {field.field}: {' '.join(changes)}")
+        else:
+            line(f"  {field.field}: {field.value1!r} -> {field.value2!r}")
+    line(f"size: {result.size1}B -> {result.size2}B ({result.size2 - result.size1:+d}B)")
+    for layer in result.layers:
+        if layer.digest1 != layer.digest2:
+            line(f"  layer {layer.index}: {_digest_text(layer.digest1)} {_bytes(layer.size1)} -> "
+                 f"{_digest_text(layer.digest2)} {_bytes(layer.size2)}")  # fmt: skip
+    for pkg in result.packages:
+        line(f"{pkg.manager}: {pkg.count1} -> {pkg.count2} packages, +{len(pkg.added)} -{len(pkg.removed)} "
+             f"~{len(pkg.changed)}")  # fmt: skip
+        for p in pkg.added:
+            line(f"  + {p.name} {p.version}")
+        for p in pkg.removed:
+            line(f"  - {p.name} {p.version}")
+        for c in pkg.changed:
+            line(f"  ~ {c.name} {c.version1} -> {c.version2}")
+    for skipped in result.skipped:
+        line(f"skipped: {skipped}")
+    for problem in result.problems:
+        terminal.err.print(f"problem: {problem}", highlight=False, markup=False)

@@ -14,7 +14,7 @@ from __future__ import annotations
 
 import dataclasses
 import hashlib
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from typing import Any
 
 from forensics.findings import Finding, Severity
@@ -44,6 +44,8 @@ class FileRecord:
     sha256: str | NotAvailable | None
     """Content hash for regular files (and hard links, the target's); None otherwise."""
     secrets: tuple[secrets.SecretHit, ...] = ()
+    parsed: tuple[tuple[str, Any], ...] = ()
+    """(parser name, result) from each :class:`ContentParser` that wanted this file."""
 
 
 @dataclasses.dataclass(frozen=True)
@@ -76,10 +78,24 @@ class ImageScan:
 
 
 @dataclasses.dataclass(frozen=True)
+class ContentParser:
+    """Something that wants the bytes of some files during the one walk (trivy's analyzers).
+
+    ``wants(path)`` gives how many leading bytes it needs (0: not this file); ``parse(path,
+    data)`` turns them into a small record kept on the file's :class:`FileRecord`.
+    """
+
+    name: str
+    wants: Callable[[bytes], int]
+    parse: Callable[[bytes, bytes], Any]
+
+
+@dataclasses.dataclass(frozen=True)
 class ScanOptions:
     hash_limit: int = MAX_HASH
     search: bool = True
     """Offer each file's first bytes to the secret rules."""
+    parsers: tuple[ContentParser, ...] = ()
 
 
 def scan_image(source: ImageSource, options: ScanOptions = ScanOptions()) -> ImageScan:
@@ -92,13 +108,14 @@ def scan_image(source: ImageSource, options: ScanOptions = ScanOptions()) -> Ima
             for entry in layer.entries():
                 digest: str | NotAvailable | None = None
                 hits: tuple[secrets.SecretHit, ...] = ()
+                parsed: tuple[tuple[str, Any], ...] = ()
                 if entry.type == "file":
-                    digest, hits = _content(entry, options, layer.problems)
+                    digest, hits, parsed = _content(entry, options, layer.problems)
                     hashes[entry.path] = digest
                 elif entry.type == "hardlink":
                     digest = hashes.get(entry.link, NotAvailable("hard link target not in this layer"))
                 files.append(FileRecord(entry.path, entry.type, entry.mode, entry.uid, entry.gid, entry.size,
-                                        entry.mtime, entry.link, digest, hits))  # fmt: skip
+                                        entry.mtime, entry.link, digest, hits, parsed))  # fmt: skip
             by_key[layer.key] = (files, layer.problems, layer.diff_id)
     finally:
         source.close()
@@ -116,21 +133,36 @@ def scan_image(source: ImageSource, options: ScanOptions = ScanOptions()) -> Ima
 
 def _content(
     entry: Any, options: ScanOptions, problems: list[str]
-) -> tuple[str | NotAvailable, tuple[Any, ...]]:
+) -> tuple[str | NotAvailable, tuple[Any, ...], tuple[tuple[str, Any], ...]]:
     if entry.size > options.hash_limit:
-        return NotAvailable(f"{entry.size} bytes, over the {options.hash_limit} hash limit"), ()
+        return NotAvailable(f"{entry.size} bytes, over the {options.hash_limit} hash limit"), (), ()
+    wanted = [(p, p.wants(entry.path)) for p in options.parsers]
+    wanted = [(p, n) for p, n in wanted if n > 0]
+    keep = max((n for _, n in wanted), default=0)
     sha = hashlib.sha256()
     head = b""
+    kept: list[bytes] = []
+    kept_size = 0
     try:
         for chunk in entry.chunks(options.hash_limit):
             sha.update(chunk)
             if options.search and len(head) < SEARCH_WINDOW:
                 head += chunk[: SEARCH_WINDOW - len(head)]
+            if kept_size < keep:
+                kept.append(chunk[: keep - kept_size])
+                kept_size += len(kept[-1])
     except Exception as exc:  # one unreadable file is a problem, not a lost image
         problems.append(f"{display_path(entry.path)!r}: {exc}")
-        return NotAvailable(f"unreadable: {exc}"), ()
+        return NotAvailable(f"unreadable: {exc}"), (), ()
     hits = tuple(secrets.find_secrets(head)) if head else ()
-    return sha.hexdigest(), hits
+    parsed = []
+    data = b"".join(kept)
+    for parser, limit in wanted:
+        try:
+            parsed.append((parser.name, parser.parse(entry.path, data[:limit])))
+        except Exception as exc:  # a hostile file breaks its parser, not the walk
+            problems.append(f"{display_path(entry.path)!r}: {parser.name} parser: {exc}")
+    return sha.hexdigest(), hits, tuple(parsed)
 
 
 # --- history ---------------------------------------------------------------------------
