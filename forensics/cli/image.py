@@ -7,6 +7,7 @@ it), or the path of a ``docker save`` tar or an OCI layout (tar or directory).
 
 from __future__ import annotations
 
+from pathlib import Path
 from typing import Annotated, Any
 
 import typer
@@ -292,3 +293,57 @@ def _render_diff(result: Any) -> None:
         line(f"skipped: {skipped}")
     for problem in result.problems:
         terminal.err.print(f"problem: {problem}", highlight=False, markup=False)
+
+
+@app.command("extract")
+def extract_(image: ImageRef,
+             output: Annotated[Path, typer.Option("--output", "-o", help="A new or empty directory.", file_okay=False,
+                                                  show_default=False)],
+             layer: Annotated[int | None, typer.Option("--layer", help="Only this layer (0 is the lowest), "
+                                                       "whiteouts not applied.", show_default=False)] = None,
+             max_bytes: Annotated[int, typer.Option("--max-bytes", help="File content written in all.")] = 8 << 30,
+             max_entries: Annotated[int, typer.Option("--max-entries", help="Entries written.")] = 1_000_000,
+             relative_links: Annotated[bool, typer.Option("--relative-links", help="Write absolute link targets "
+                                                          "relative to DIR instead of refusing them.")] = False,
+             json: Json = False, root: Root = None, docker_host: DockerHost = None, no_engine: NoEngine = False,
+             from_engine: FromEngine = False) -> None:  # fmt: skip
+    """Safe extraction: nothing outside DIR, no escaping links, no devices or FIFOs, setuid/setgid cleared."""
+    from forensics.images import extract as image_extract
+
+    ctx = host_context(root, docker_host, no_engine)
+    opened: list[ImageSource] = []
+
+    def open_source() -> ImageSource:
+        # The second read names the image by the id the first one found, so it is the same image.
+        if opened and opened[0].kind in ("disk", "engine-export") and opened[0].config_digest:
+            source = open_image(ctx, opened[0].config_digest, from_engine=opened[0].kind == "engine-export")
+        else:
+            source = open_image(ctx, image, from_engine=from_engine)
+        opened.append(source)
+        return source
+
+    result = image_extract.extract(
+        open_source, str(output), layer, image_extract.Limits(max_bytes, max_entries), relative_links
+    )
+    if json:
+        emit_json(result)
+        return
+    from forensics.report import terminal
+
+    def line(text: str, console: Any = terminal.out) -> None:
+        console.print(text, highlight=False, markup=False, soft_wrap=True)
+
+    kinds: dict[str, int] = {}
+    for item in result.written:
+        kinds[item.type] = kinds.get(item.type, 0) + 1
+    what = "layer " + str(result.layer) if result.layer is not None else "merged view"
+    line(f"{result.image_id} ({what}) -> {result.output}: " + ", ".join(f"{n} {k}" for k, n in sorted(kinds.items()))
+         + f", {result.bytes_written}B; {result.whiteouts_applied} whiteouts applied; {len(result.refused)} refused"
+         + (f"; {len(result.rewritten_links)} absolute links made relative" if result.rewritten_links else ""))  # fmt: skip
+    for refusal in result.refused:
+        where = "" if refusal.layer is None else f"layer {refusal.layer} "
+        line(f"  refused {where}{display_path(refusal.path) or '-'}: {refusal.reason}")
+    for path in result.cleared_setid:
+        line(f"  setuid/setgid cleared: {display_path(path)}")
+    for problem in result.problems:
+        line(f"problem: {problem}", terminal.err)
