@@ -174,7 +174,7 @@ def test_chmod_through_a_link_across_layers(tmp_path: Path) -> None:
     first = tar_of([("e", "symlink", "../../victim")])
     again = tarfile.TarInfo("e")
     again.type, again.mode = tarfile.DIRTYPE, 0o777
-    result, out = run(tmp_path, [first, tar_of([again])])
+    _result, out = run(tmp_path, [first, tar_of([again])])
     assert (out / "e").is_dir() and not (out / "e").is_symlink()
     assert stat.S_IMODE(os.stat(tmp_path / "victim").st_mode) != 0o777
 
