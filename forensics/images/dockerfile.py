@@ -502,23 +502,28 @@ def render(ref: str, image_id: str, base: BaseImage | None, base_note: str, item
 # --- the host's images, as candidate bases -------------------------------------------------
 
 
-def local_images(
-    ctx: Any, problems: list[str]
-) -> tuple[list[LocalImage], Callable[[LocalImage], tuple[str, ...] | None]]:
+HistoryReader = Callable[[LocalImage], tuple[str, ...] | None]
+
+
+def disk_images(disk: Any, inventory: Any) -> tuple[list[LocalImage], HistoryReader]:
+    """The images of a :class:`~forensics.host.disk.DiskInventory`, and a reader of one's history."""
+    paths = {image.id: image.config_path for image in inventory.images}
+    images = [LocalImage(i.id, tuple(i.repo_tags), tuple(i.diff_ids)) for i in inventory.images]
+
+    def from_disk(candidate: LocalImage) -> tuple[str, ...] | None:
+        config = disk.read_json(paths[candidate.image_id], [])
+        if config is None:
+            return None
+        return tuple(str(e.get("created_by", ""))[:MAX_ENTRY] for e in _history_texts(config))
+
+    return images, from_disk
+
+
+def local_images(ctx: Any, problems: list[str]) -> tuple[list[LocalImage], HistoryReader]:
     """The host's images (disk first, else the engine) and a reader of one's history."""
     disk = ctx.disk()
     if disk.exists():
-        inventory = disk.inventory()
-        paths = {image.id: image.config_path for image in inventory.images}
-        images = [LocalImage(i.id, tuple(i.repo_tags), tuple(i.diff_ids)) for i in inventory.images]
-
-        def from_disk(candidate: LocalImage) -> tuple[str, ...] | None:
-            config = disk.read_json(paths[candidate.image_id], [])
-            if config is None:
-                return None
-            return tuple(str(e.get("created_by", ""))[:MAX_ENTRY] for e in _history_texts(config))
-
-        return images, from_disk
+        return disk_images(disk, disk.inventory())
     engine = ctx.engine()
     if isinstance(engine, NotAvailable):
         problems.append(f"no local images to infer FROM: no docker data and {engine.reason}")
