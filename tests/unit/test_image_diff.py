@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 import json
+import shutil
 import sqlite3
 import struct
+import subprocess
 from pathlib import Path
 
 import pytest
@@ -169,3 +171,41 @@ def test_diff_cli_json(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> No
     assert main(["image", "diff", str(path_a), str(path_b), "--root", str(tmp_path), "--no-engine"]) == 0
     text = capsys.readouterr().out
     assert "  ~ foo 1.0 -> 1.1" in text and "skipped: B: rpm: not supported (Berkeley DB)" in text
+
+
+SPEC = """Name: forensics-probe
+Version: 1.2.3
+Release: 4
+Epoch: 2
+Summary: probe
+License: MIT
+BuildArch: noarch
+%description
+probe
+%install
+mkdir -p %{buildroot}/opt/probe && echo hi > %{buildroot}/opt/probe/f
+%files
+/opt/probe/f
+"""
+
+
+@pytest.mark.skipif(
+    shutil.which("rpmbuild") is None or shutil.which("rpm") is None, reason="no rpm/rpmbuild here"
+)
+def test_a_real_rpm_sqlite_database_agrees_with_rpm_qa(tmp_path: Path) -> None:
+    """rpm's own sqlite rpmdb (rpm >= 4.16), read by us and by ``rpm -qa``."""
+    (tmp_path / "t.spec").write_text(SPEC)
+    define = ["--define", f"_topdir {tmp_path / 'top'}", "--define", "_db_backend sqlite"]
+    subprocess.run(["rpmbuild", *define, "-bb", str(tmp_path / "t.spec")], check=True, capture_output=True,
+                   timeout=120)  # fmt: skip
+    db = tmp_path / "db"
+    db.mkdir()
+    rpm = ["rpm", *define, "--dbpath", str(db)]
+    subprocess.run([*rpm, "--initdb"], check=True, capture_output=True, timeout=60)
+    built = next((tmp_path / "top/RPMS/noarch").glob("*.rpm"))
+    subprocess.run([*rpm, "-i", "--justdb", "--nodeps", "--noscripts", str(built)], check=True, capture_output=True,
+                   timeout=60)  # fmt: skip
+    qa = subprocess.run([*rpm, "-qa", "--qf", "%{NAME} %{EPOCH}:%{VERSION}-%{RELEASE} %{ARCH} %{SIZE}\\n"],
+                        check=True, capture_output=True, text=True, timeout=60).stdout.split()  # fmt: skip
+    ours = packages.parse_rpm_sqlite(b"/var/lib/rpm/rpmdb.sqlite", (db / "rpmdb.sqlite").read_bytes())
+    assert [[p.name, p.version, p.arch, str(p.size)] for p in ours] == [qa]
