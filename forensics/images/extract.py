@@ -293,7 +293,7 @@ class _Tree:
     def write(
         self, path: bytes, chunks: Iterator[bytes], budget: int, mode: int, mtime: float
     ) -> tuple[int, str]:
-        """Write a new file; (bytes, sha256). Over ``budget`` bytes: removed, OverflowError."""
+        """Write a new file; (bytes, sha256). Over ``budget`` bytes: removed, :class:`_TooBig`."""
         fd, name = self.parent(path)
         try:
             out = os.open(name, _FILE_CREATE, 0o600, dir_fd=fd)
@@ -303,13 +303,13 @@ class _Tree:
                 for chunk in chunks:
                     size += len(chunk)
                     if size > budget:
-                        raise OverflowError
+                        raise _TooBig
                     sha.update(chunk)
                     view = memoryview(chunk)
                     while view:
                         view = view[os.write(out, view) :]
                 os.fchmod(out, mode)
-                os.utime(out, (mtime, mtime))
+                _set_time(out, mtime)
             except BaseException:
                 os.close(out)
                 out = -1
@@ -339,7 +339,7 @@ class _Tree:
         fd, name = self.parent(path)
         try:
             os.symlink(target, name, dir_fd=fd)
-            with contextlib.suppress(OSError):  # a link's time is cosmetic
+            with contextlib.suppress(OSError, OverflowError, ValueError):  # a link's time is cosmetic
                 os.utime(name, (mtime, mtime), dir_fd=fd, follow_symlinks=False)
         finally:
             os.close(fd)
@@ -350,11 +350,21 @@ class _Tree:
             inner = os.open(name, _DIR_OPEN, dir_fd=fd)
             try:
                 os.fchmod(inner, mode)
-                os.utime(inner, (mtime, mtime))
+                _set_time(inner, mtime)
             finally:
                 os.close(inner)
         finally:
             os.close(fd)
+
+
+class _TooBig(Exception):
+    """A file that would pass the size limit."""
+
+
+def _set_time(fd: int, mtime: float) -> None:
+    """The image's mtime, when the value is one the kernel takes (a hostile one is dropped)."""
+    with contextlib.suppress(OSError, OverflowError, ValueError):
+        os.utime(fd, (mtime, mtime))
 
 
 def _safe_mode(record: FileRecord) -> int:
@@ -440,12 +450,16 @@ def extract(
                             hardlinks.append((entry.path, placed))
                         elif record.type == "symlink":
                             links[entry.path] = placed
-                    except OverflowError:
+                    except _TooBig:
                         refused.append(
                             Refusal(entry.path, index, f"size limit ({limits.max_bytes} bytes) reached")
                         )
                     except OSError as exc:
                         refused.append(Refusal(entry.path, index, f"not written: {exc.strerror or exc}"))
+                    except (
+                        Exception
+                    ) as exc:  # an unreadable entry (broken stream, unsafe path) is one refusal
+                        refused.append(Refusal(entry.path, index, f"not written: {exc}"))
             if source.config_digest and plan.image_id and source.config_digest != plan.image_id:
                 problems.append(
                     f"the image changed between the two reads ({plan.image_id} -> {source.config_digest})"

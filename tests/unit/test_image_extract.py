@@ -242,3 +242,10 @@ def test_safe_links_recheck_what_a_refusal_changes() -> None:
     links = {b"/up": b"..", b"/a/b/l": b"../../x", b"/a/ok": b"b/l"}
     assert set(safe_links(links, kinds)) == {b"/up"}
     assert set(safe_links({b"/a/z": b"../a/../..", b"/a/y": b"z/../.."}, kinds)) == {b"/a/z", b"/a/y"}
+
+
+def test_a_hostile_mtime_does_not_stop_the_file(tmp_path: Path) -> None:
+    odd = tarfile.TarInfo("odd")
+    odd.size, odd.mtime = 0, 10**20
+    result, out = run(tmp_path, [tar_of([odd, ("after", "file", b"a")])])
+    assert sorted(os.listdir(out)) == ["after", "odd"] and result.refused == ()
