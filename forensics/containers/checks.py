@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import dataclasses
 import fnmatch
+import re
 import stat
 from collections.abc import Callable, Sequence
 
@@ -94,6 +95,13 @@ def web_script(c: Candidate, _head: bytes) -> bool:
     return any(fnmatch.fnmatchcase(name, pattern) for pattern in WEB_SCRIPTS)
 
 
+def _globs(patterns: Sequence[str]) -> re.Pattern[str] | None:
+    """One expression for a list of fnmatch globs (``*`` crosses ``/``); None for no globs."""
+    if not patterns:
+        return None
+    return re.compile("|".join(f"(?:{fnmatch.translate(p)})" for p in patterns), re.DOTALL)
+
+
 CHECKS: dict[str, Callable[[Candidate, bytes], bool]] = {
     "odd-name": odd_name,
     "hidden-name": hidden_name,
@@ -105,7 +113,7 @@ CHECKS: dict[str, Callable[[Candidate, bytes], bool]] = {
 
 
 class Matcher:
-    """The rule table, compiled once."""
+    """The rule table, compiled once: each rule's globs become one regular expression."""
 
     def __init__(self, rules: Sequence[ChangeRule] = RULES) -> None:
         for rule in rules:
@@ -113,6 +121,8 @@ class Matcher:
                 raise ValueError(f"rule {rule.id} names an unknown check {rule.check!r}")
         self.rules = list(rules)
         self._patterns = {rule.id: rule.pattern() for rule in rules}
+        self._paths = {rule.id: _globs(rule.paths) for rule in rules}
+        self._exclude = {rule.id: _globs(rule.exclude) for rule in rules}
 
     def wanted(self, c: Candidate) -> list[ChangeRule]:
         """Rules that look at this change, by kind, type and path alone."""
@@ -123,9 +133,10 @@ class Matcher:
                 continue
             if rule.file_types and c.file_type not in rule.file_types:
                 continue
-            if not any(fnmatch.fnmatchcase(text, p) for p in rule.paths):
+            paths, exclude = self._paths[rule.id], self._exclude[rule.id]
+            if paths is not None and not paths.match(text):
                 continue
-            if any(fnmatch.fnmatchcase(text, p) for p in rule.exclude):
+            if exclude is not None and exclude.match(text):
                 continue
             out.append(rule)
         return out

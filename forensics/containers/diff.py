@@ -33,6 +33,8 @@ from forensics.records import NotAvailable, display_path, path_record, to_jsonab
 
 MAX_HASH = 100 * 1024 * 1024
 """Largest file hashed; a larger one gets NotAvailable (its first bytes are still checked)."""
+MAX_HASH_TOTAL = 8 * 1024 * 1024 * 1024
+"""Bytes hashed per container in all; later files get NotAvailable."""
 CHUNK = 1 << 20
 MAX_LISTED = 50
 """Paths named in one finding's details."""
@@ -232,6 +234,7 @@ def enrich(
     fs = RootFS(host_path(root, layers.upper))
     entries = []
     flagged: dict[str, list[bytes]] = defaultdict(list)
+    budget = MAX_HASH_TOTAL
     for raw in raw_changes:
         candidate = _candidate(raw)
         wanted = matcher.wanted(candidate)
@@ -239,7 +242,11 @@ def enrich(
         head = b""
         target: bytes | NotAvailable | None = None
         if raw.new is not None and stat.S_ISREG(raw.new.st_mode):
-            sha, head = _read(fs, raw.path, hash_limit, Matcher.window(wanted))
+            if budget > 0:
+                sha, head = _read(fs, raw.path, min(hash_limit, budget), Matcher.window(wanted))
+                budget -= raw.new.st_size
+            else:
+                sha = NotAvailable(f"the {MAX_HASH_TOTAL}-byte hash budget of this container is spent")
         elif raw.new is not None and stat.S_ISLNK(raw.new.st_mode):
             try:
                 target = fs.readlink(raw.path)

@@ -35,6 +35,8 @@ MAX_FILE = 100 * 1024 * 1024
 """Default per-file cap, in bytes."""
 MAX_FILES = 100_000
 """Entries extracted from one request (a directory is walked up to this many)."""
+MAX_TOTAL = 4 * 1024 * 1024 * 1024
+"""Bytes copied from one container in all; files after that are recorded as skipped."""
 
 
 @dataclasses.dataclass(frozen=True)
@@ -80,8 +82,18 @@ def archive_name(base: str, path: bytes) -> str:
 
 
 class _Extractor:
-    def __init__(self, sink: Sink, base: str, layers: ContainerLayers, root: str, max_file: int) -> None:
+    def __init__(
+        self,
+        sink: Sink,
+        base: str,
+        layers: ContainerLayers,
+        root: str,
+        max_file: int,
+        max_total: int = MAX_TOTAL,
+    ) -> None:
         self.sink = sink
+        self.budget = max_total
+        self.max_total = max_total
         self.base = base
         self.layers = layers
         self.root = root
@@ -130,18 +142,25 @@ class _Extractor:
                 path, "special", f"a {FileMeta.of(found.st).file_type}: recorded, not opened", found, kind
             )
             return
+        if self.budget <= 0:
+            self.record(
+                path, "skipped", f"the {self.max_total}-byte budget for this container is spent", found, kind
+            )
+            return
         name = archive_name(self.base, path)
         try:
             with RootFS(host_path(self.root, directory)).open_regular(path, follow=False) as (fd, st):
                 if (st.st_dev, st.st_ino) != (found.st.st_dev, found.st.st_ino):
                     raise UnsafePath("the file was replaced while it was being extracted")
-                written = self.sink.add_fd(name, fd, limit=self.max_file)
+                written = self.sink.add_fd(name, fd, limit=min(self.max_file, self.budget))
         except (UnsafePath, OSError) as exc:
             self.record(path, "skipped", f"unreadable: {exc}", found, kind)
             self.problems.append(f"{display_path(path)}: {exc}")
             return
+        self.budget -= written.size
         if written.truncated:
-            reason = f"larger than the {self.max_file}-byte cap: first {written.size} bytes copied"
+            cap = "per-file cap" if written.size >= self.max_file else "container's remaining budget"
+            reason = f"larger than the {cap}: first {written.size} bytes copied"
             self.record(path, "capped", reason, found, kind, archive_name=name, copied_bytes=written.size,
                         sha256=written.sha256)  # fmt: skip
         else:
@@ -182,10 +201,15 @@ def extract_paths(
 
 
 def extract_changed(
-    sink: Sink, base: str, diff: ContainerDiff, root: str, max_file: int = MAX_FILE
+    sink: Sink,
+    base: str,
+    diff: ContainerDiff,
+    root: str,
+    max_file: int = MAX_FILE,
+    max_total: int = MAX_TOTAL,
 ) -> Extraction:
     """Every added or changed entry of a diff: regular files copied, the rest recorded."""
-    job = _Extractor(sink, base, diff.layers, root, max_file)
+    job = _Extractor(sink, base, diff.layers, root, max_file, max_total)
     for entry in diff.entries:
         if entry.kind not in "AC" or entry.current is None or entry.current.file_type == "directory":
             continue

@@ -16,6 +16,7 @@ import collections
 import contextlib
 import dataclasses
 import os
+import resource
 from collections.abc import Iterator, Sequence
 from pathlib import Path
 
@@ -29,7 +30,8 @@ TIMEOUT = 300.0
 """Seconds for one batch."""
 PER_FILE_TIMEOUT = 30
 MAX_FILE = 100 * 1024 * 1024
-BATCH_FILES = 200
+BATCH_FILES = 500
+"""Files per yara run (fewer when the open-file limit is low: each is an open memfd)."""
 BATCH_BYTES = 256 * 1024 * 1024
 
 
@@ -111,12 +113,14 @@ def scan(
     errors: list[str] = []
     scanned = batches = 0
     failed = False
+    soft = resource.getrlimit(resource.RLIMIT_NOFILE)[0]
+    per_batch = BATCH_FILES if soft == resource.RLIM_INFINITY else max(1, min(BATCH_FILES, (soft - 64) // 2))
     todo = collections.deque(paths)
     while todo:
         with contextlib.ExitStack() as stack:
             batch: dict[bytes, bytes] = {}
             size = 0
-            while todo and len(batch) < BATCH_FILES and size < BATCH_BYTES:
+            while todo and len(batch) < per_batch and size < BATCH_BYTES:
                 path = todo.popleft()
                 try:
                     mem, copied = stack.enter_context(_memfd_copy(fs, path, max_file))

@@ -111,6 +111,10 @@ def test_changed_files_of_a_diff(victim: Overlay, tmp_path: Path) -> None:
     assert statuses[b"/data/link"] == ("A", "link")
     assert b"/etc/group" not in statuses  # deleted: nothing to copy
     assert b"/data" not in statuses  # directories are not listed
+    small = extract_changed(EvidenceWriter(tmp_path / "e2"), "c", diff, str(victim.root), max_total=60)
+    budget = [f for f in small.files if f.status in ("copied", "capped", "skipped")]
+    assert sum(f.copied_bytes for f in budget) <= 60
+    assert any("budget" in f.reason for f in budget)
 
 
 def test_cli_extract_writes_a_sealed_verifiable_archive(victim: Overlay, tmp_path: Path,
