@@ -145,3 +145,49 @@ def extract_(
     from forensics.report import terminal
 
     terminal.container_extract(extraction, archive)
+
+
+@app.command("shell")
+def shell_(
+    container: ContainerRef,
+    command: Annotated[
+        str | None,
+        typer.Option("--command", "-c", help="Run this one command instead of an interactive shell."),
+    ] = None,
+    timeout: Annotated[float, typer.Option("--timeout", help="Seconds for --command.", min=1)] = 60,
+    root: Root = None,
+    docker_host: DockerHost = None,
+    no_engine: NoEngine = False,
+) -> None:
+    """A safe look inside a running container: the appliance's bash in the container's pid,
+    net, ipc and uts namespaces, with its own /proc; the container's files under $CROOT."""
+    from forensics.containers.shell import plan_shell
+    from forensics.errors import EnvironmentProblem
+
+    ctx = host_context(root, docker_host, no_engine)
+    proc = ctx.live_proc()
+    if isinstance(proc, NotAvailable):
+        raise EnvironmentProblem(f"container shell needs the live host: {proc.reason}")
+    if os.geteuid() != 0:
+        raise EnvironmentProblem("container shell needs root (entering namespaces)")
+    disk = ctx.disk()
+    disk.require()
+    found = resolve_container(disk.inventory(), container)
+    plan = plan_shell(found, proc, ctx.engine(), str(ctx.root), command)
+    if command is not None:
+        from forensics.tools import run
+
+        result = run(plan.argv, timeout=timeout, env=plan.env)
+        sys.stdout.buffer.write(result.stdout)
+        sys.stderr.buffer.write(result.stderr)
+        if result.returncode != 0:
+            if result.returncode is None:
+                typer.echo(f"error: {result.describe()}", err=True)
+            raise typer.Exit(1 if result.returncode is None else result.returncode)
+        return
+    typer.echo(plan.banner, err=True)
+    # The one tool not run through forensics.tools.run: an interactive shell needs the
+    # terminal itself, not captured output. The argv is our own binaries only (plan_shell).
+    import subprocess
+
+    raise typer.Exit(subprocess.call(plan.argv, env=plan.env))
