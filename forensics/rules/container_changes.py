@@ -91,7 +91,7 @@ RULES: tuple[ChangeRule, ...] = (
     ChangeRule("persistence.ld-config", HIGH, "dynamic linker configuration changed",
                paths=("/etc/ld.so.conf", "/etc/ld.so.conf.d/*")),
     ChangeRule("persistence.cron", HIGH, "cron or at job added or changed",
-               paths=("/etc/crontab", "/etc/cron.*", "/etc/anacrontab", "/var/spool/cron/*",
+               paths=("/etc/crontab", "/etc/cron.*", "/etc/crontabs/*", "/etc/anacrontab", "/var/spool/cron/*",
                       "/var/spool/at/*", "/etc/periodic/*"),
                file_types=("file", "symlink")),
     ChangeRule("persistence.service", HIGH, "service or init script added or changed",

