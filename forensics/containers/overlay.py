@@ -37,7 +37,7 @@ from forensics.records import display_path
 
 MAX_ENTRIES = 2_000_000
 """Upper-dir entries examined before the walk stops (recorded as truncated)."""
-MAX_DEPTH = 512
+MAX_DEPTH = 256
 """Directory depth below the upper dir's root that is walked."""
 MAX_PROBLEMS = 1000
 """Problems kept; later ones are counted only."""
@@ -186,7 +186,10 @@ class _Walk:
     # -- bookkeeping ------------------------------------------------------------------
     def problem(self, path: bytes, message: str) -> None:
         if len(self.problems) < MAX_PROBLEMS:
-            self.problems.append(f"{display_path(path)}: {message}")
+            shown = display_path(path)
+            if len(shown) > 300:
+                shown = f"{shown[:140]}...({len(shown)} characters)...{shown[-140:]}"
+            self.problems.append(f"{shown}: {message}")
         else:
             self.dropped_problems += 1
 
@@ -397,7 +400,13 @@ def compute_changes(
                 opaque = _fgetxattr(upper_fd, XATTR_OPAQUE) == b"y"
             except OSError:
                 opaque = False
-            walk.directory(b"", upper_fd, opened, opaque, 0)
+            try:
+                walk.directory(b"", upper_fd, opened, opaque, 0)
+            except RecursionError:
+                # MAX_DEPTH keeps well inside Python's limit; a caller deep in its own stack
+                # must still get an answer, marked incomplete, rather than an exception.
+                walk.truncated = True
+                walk.problem(b"/", "directory tree too deep for this process's stack")
     finally:
         for _index, fd in opened:
             os.close(fd)

@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from forensics.containers.overlay import compute_changes, same_fs_time, stat_different
+from forensics.containers.overlay import MAX_DEPTH, compute_changes, same_fs_time, stat_different
 
 pytestmark = pytest.mark.root
 
@@ -276,6 +276,22 @@ def test_depth_and_entry_bounds(tmp_path: Path) -> None:
     assert few.truncated
     assert few.entries <= 20
     assert any("incomplete" in p for p in few.problems)
+
+
+def test_a_very_deep_tree_stops_at_the_default_depth(tmp_path: Path) -> None:
+    lower, upper = tmp_path / "lower", tmp_path / "upper"
+    lower.mkdir()
+    upper.mkdir()
+    fd = os.open(upper, os.O_RDONLY)
+    for _ in range(700):  # deeper than PATH_MAX allows to name in one go
+        os.mkdir("d", dir_fd=fd)
+        deeper = os.open("d", os.O_RDONLY, dir_fd=fd)
+        os.close(fd)
+        fd = deeper
+    os.close(fd)
+    result = compute_changes(str(upper), [str(lower)])
+    assert len(result.changes) == MAX_DEPTH + 1
+    assert any("deeper than" in p and len(p) < 400 for p in result.problems)
 
 
 def test_missing_lower_layer_is_a_problem_not_a_crash(tmp_path: Path) -> None:
