@@ -37,8 +37,9 @@ INSPECT_FIELDS = (
 
 
 def containers_list(ctx: StepContext) -> None:
-    inventory = ctx.state.get("disk_inventory")
-    disk = inventory.containers if inventory is not None else []
+    # Read the disk here if disk.inventory has not run yet: the order of steps within a
+    # phase follows the order their modules were imported in.
+    disk = _inventory(ctx).containers
     api = ctx.state.get("api_containers")
     if api is None:
         engine = ctx.host.engine()
