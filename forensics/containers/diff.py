@@ -24,6 +24,7 @@ from forensics.containers import yarascan
 from forensics.containers.checks import Candidate, Matcher
 from forensics.containers.layers import ContainerLayers, Layer, host_path
 from forensics.containers.overlay import RawChange, compute_changes
+from forensics.containers.runtime import MountRecord, mounts_of
 from forensics.errors import UnsafePath
 from forensics.findings import Finding, Severity
 from forensics.host.disk import DiskContainer
@@ -106,17 +107,6 @@ class DiffEntry:
 
 
 @dataclasses.dataclass(frozen=True)
-class MountRecord:
-    """A volume or bind mount: its content is not in the writable layer."""
-
-    destination: str
-    source: str
-    type: str
-    name: str
-    rw: bool
-
-
-@dataclasses.dataclass(frozen=True)
 class EngineCheck:
     """The Engine API's ``GET /containers/{id}/changes`` beside ours."""
 
@@ -191,24 +181,6 @@ def _read(fs: RootFS, path: bytes, hash_limit: int, window: int) -> tuple[str | 
             return digest.hexdigest(), bytes(head)
     except (UnsafePath, OSError) as exc:
         return NotAvailable(f"unreadable: {exc}"), b""
-
-
-def _mounts(container: DiskContainer) -> list[MountRecord]:
-    points = container.config.get("MountPoints")
-    out = []
-    if isinstance(points, dict):
-        for dest, point in sorted(points.items()):
-            if isinstance(point, dict):
-                out.append(
-                    MountRecord(
-                        destination=str(point.get("Destination") or dest),
-                        source=str(point.get("Source") or ""),
-                        type=str(point.get("Type") or ""),
-                        name=str(point.get("Name") or ""),
-                        rw=point.get("RW") is True,
-                    )
-                )
-    return out
 
 
 def _candidate(raw: RawChange) -> Candidate:
@@ -309,7 +281,7 @@ def analyse(
         entries_examined=changes.entries,
         truncated=changes.truncated,
         problems=layers.problems + changes.problems,
-        mounts=_mounts(container),
+        mounts=mounts_of(container.config),
         yara=scan,
         engine=engine,
         findings=findings,

@@ -270,12 +270,40 @@ def containers_logs(ctx: StepContext) -> None:
         _isolated(ctx, "API logs", container, from_api)
 
 
+def containers_runtime(ctx: StepContext) -> None:
+    from forensics.containers.runtime import runtime_of
+
+    listing = ctx.state.get("processes")
+    if listing is None:
+        proc = ctx.host.live_proc()
+        reason = proc.reason if isinstance(proc, NotAvailable) else "the process listing did not run"
+        listing = NotAvailable(reason)
+    engine = ctx.host.engine()
+    for container in selected(ctx):
+        base = f"containers/{container.id}"
+
+        def job(container: DiskContainer = container, base: str = base) -> None:
+            api: dict[str, Any] | NotAvailable = (
+                engine if isinstance(engine, NotAvailable) else NotAvailable("")
+            )
+            if not isinstance(engine, NotAvailable):
+                try:
+                    api = engine.inspect_container(container.id)
+                except Exception as exc:  # the daemon not knowing it is recorded, not fatal
+                    api = NotAvailable(f"the Engine API could not inspect it: {exc}")
+            ctx.sink.add_json(f"{base}/runtime.json", runtime_of(container, listing, api, ctx.host.disk()))
+
+        _isolated(ctx, "runtime view", container, job)
+
+
 register(Step("containers.list", Phase.FILESYSTEMS, containers_list, frozenset({Need.DOCKER_DATA}),
               timeout=60, description="containers from the API and the disk, cross-checked"))  # fmt: skip
 register(Step("containers.inspect", Phase.FILESYSTEMS, containers_inspect, frozenset({Need.DOCKER_DATA}),
               timeout=300, description="each container's config from disk and from the API, side by side"))  # fmt: skip
 register(Step("containers.logs", Phase.FILESYSTEMS, containers_logs, frozenset({Need.DOCKER_DATA}),
               timeout=900, description="each container's json-file log from disk, and the API's logs (bounded)"))  # fmt: skip
+register(Step("containers.runtime", Phase.FILESYSTEMS, containers_runtime, frozenset({Need.DOCKER_DATA}),
+              timeout=300, description="each container's processes, sockets, mounts and networks"))  # fmt: skip
 register(Step("containers.diff", Phase.FILESYSTEMS, containers_diff, frozenset({Need.DOCKER_DATA}),
               timeout=3600, description="each container's changes from its writable layer, rules and YARA"))  # fmt: skip
 register(Step("containers.extract", Phase.FILESYSTEMS, containers_extract, frozenset({Need.DOCKER_DATA}),
