@@ -123,7 +123,10 @@ class Engine:
 
     def container_logs(self, container_id: str, max_bytes: int) -> bytes:
         """The API's view of a container's logs, bounded."""
-        stream = self.api.logs(container_id, stdout=True, stderr=True, timestamps=True, stream=True)
+        # follow=False: with stream=True the SDK would otherwise follow a running container forever.
+        stream = self.api.logs(
+            container_id, stdout=True, stderr=True, timestamps=True, stream=True, follow=False
+        )
         out = bytearray()
         for chunk in stream:
             out += chunk

@@ -67,3 +67,30 @@ def test_disk_image_ids_match_the_engine(victims: dict[str, Any], capsys: pytest
     from_disk = {c["id"]: c for c in _list(capsys, "--no-engine")["containers"]}
     inspected = json.loads(subprocess.check_output(["docker", "inspect", victims["running"]]))[0]
     assert from_disk[victims["running"]]["image_id"] == inspected["Image"]
+
+
+def test_api_logs_of_a_running_container_return(busybox_image: str) -> None:
+    """The logs call must not follow a running container (it would wait for it to end)."""
+    import threading
+
+    from forensics.host.engine import Engine
+
+    victim = DockerContainer(busybox_image).with_command("sh -c 'echo hello; sleep 600'")
+    victim.start()
+    try:
+        cid = victim.get_wrapped_container().id
+        engine = Engine("unix:///var/run/docker.sock")
+        box: list[bytes] = []
+        worker = threading.Thread(target=lambda: box.append(engine.container_logs(cid, 1 << 20)), daemon=True)
+        for _ in range(50):  # the echo may not have reached the log yet
+            worker.start()
+            worker.join(60)
+            assert not worker.is_alive(), "container_logs followed the running container"
+            if b"hello" in box[-1]:
+                break
+            worker = threading.Thread(
+                target=lambda: box.append(engine.container_logs(cid, 1 << 20)), daemon=True
+            )
+        assert b"hello" in box[-1]
+    finally:
+        victim.stop()
