@@ -104,6 +104,10 @@ class Step:
     """External tools it cannot do without (others it may use are optional)."""
     timeout: float = 300.0
     description: str = ""
+    after: tuple[str, ...] | None = None
+    """Steps of the same phase whose results this one needs. ``None`` (the default): all
+    steps before it in the plan, i.e. it runs alone. A tuple lets it run beside the other
+    steps of its phase. Every step waits for all steps of earlier phases either way."""
 
 
 REGISTRY: dict[str, Step] = {}

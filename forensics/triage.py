@@ -95,24 +95,47 @@ def _signals_interrupt() -> Iterator[None]:
             signal.signal(sig, old)
 
 
-def _run_step(step: Step, ctx: StepContext) -> tuple[str, str]:
-    """Run in a worker thread; return (status, message) or ('timeout', ...)."""
-    box: dict[str, Any] = {}
+class _Running:
+    """One step running in its own thread."""
 
-    def target() -> None:
-        try:
-            step.run(ctx)
-            box["status"] = ("ok", "")
-        except Exception as exc:
-            box["status"] = ("failed", f"{type(exc).__name__}: {exc}")
+    def __init__(self, step: Step, ctx: StepContext, wake: threading.Event) -> None:
+        self.step = step
+        self.ctx = ctx
+        self.status: tuple[str, str] | None = None
+        self.began = time.monotonic()
+        self.deadline = self.began + step.timeout
 
-    worker = threading.Thread(target=target, name=f"step-{step.name}", daemon=True)
-    worker.start()
-    worker.join(step.timeout)
-    ctx.sink.close()
-    if worker.is_alive():
-        return "timeout", f"no result after {step.timeout:.0f}s; abandoned"
-    return box.get("status", ("failed", "the step ended without a status"))
+        def target() -> None:
+            try:
+                step.run(ctx)
+                self.status = ("ok", "")
+            except Exception as exc:
+                self.status = ("failed", f"{type(exc).__name__}: {exc}")
+            finally:
+                wake.set()
+
+        self.thread = threading.Thread(target=target, name=f"step-{step.name}", daemon=True)
+        self.thread.start()
+
+    def result(self, now: float) -> tuple[str, str] | None:
+        """The outcome once the step ended or overran its timeout, else None."""
+        if not self.thread.is_alive():
+            self.ctx.sink.close()
+            return self.status or ("failed", "the step ended without a status")
+        if now >= self.deadline:
+            self.ctx.sink.close()
+            return "timeout", f"no result after {self.step.timeout:.0f}s; abandoned"
+        return None
+
+
+def _ready(step: Step, plan: list[Step], ended: set[str]) -> bool:
+    earlier = plan[: plan.index(step)]
+    if any(s.phase < step.phase and s.name not in ended for s in earlier):
+        return False
+    if step.after is None:
+        return all(s.name in ended for s in earlier)
+    names = {s.name for s in earlier}
+    return all(dep in ended for dep in step.after if dep in names)
 
 
 def _hostname(host: HostContext) -> str:
@@ -168,35 +191,13 @@ def run_triage(
     log.event("triage", "info", message="self view", appliance=me)
     state: dict[str, Any] = {"self": me}
     findings: list[Finding] = []
-    outcomes: list[StepOutcome] = []
     plan = steps if steps is not None else load_steps()
     for step in plan:
         if not options.selects(step.name):
             log.event(step.name, "skipped", reason="left out by --only/--skip")
     plan = [s for s in plan if options.selects(s.name)]
-    deadline = None if options.budget is None else time.monotonic() + options.budget
-    interrupted = ""
-    with _signals_interrupt():
-        for index, step in enumerate(plan):
-            left = None if deadline is None else deadline - time.monotonic()
-            if left is not None and left <= 0:
-                log.event("triage", "budget-exhausted", budget=options.budget, during=step.name)
-                outcomes.extend(
-                    StepOutcome(s.name, "not-run", 0.0, f"time budget of {options.budget:.0f}s used up")
-                    for s in plan[index:]
-                )
-                break
-            if left is not None and left < step.timeout:
-                step = dataclasses.replace(step, timeout=left)
-            try:
-                outcomes.append(_one(step, host, writer, log, options, state, findings, progress))
-            except Interrupted as exc:
-                interrupted = str(exc)
-                log.event("triage", "interrupted", signal=interrupted, during=step.name)
-                outcomes.extend(
-                    StepOutcome(s.name, "not-run", 0.0, f"interrupted by {interrupted}") for s in plan[index:]
-                )
-                break
+    run = _Run(host, writer, log, options, state, findings, progress)
+    outcomes = run.execute(plan)
     not_done = [o.name for o in outcomes if o.status in ("timeout", "not-run")]
     custody.complete = not not_done
     custody.not_done = not_done
@@ -227,30 +228,105 @@ def run_triage(
     return TriageResult(archive, custody.complete, outcomes, final)
 
 
-def _one(step: Step, host: HostContext, writer: EvidenceWriter, log: AcquisitionLog,
-         options: TriageOptions, state: dict[str, Any], findings: list[Finding],
-         progress: Callable[[str, str], None] | None) -> StepOutcome:  # fmt: skip
-    reason = unmet_need(step, host)
-    if reason is not None:
-        log.event(step.name, "skipped", reason=reason)
-        if progress:
-            progress(step.name, f"skipped: {reason}")
-        return StepOutcome(step.name, "skipped", 0.0, reason)
-    if progress:
-        progress(step.name, "running")
-    log.event(step.name, "started", timeout=step.timeout)
-    ctx = StepContext(step.name, host, StepSink(writer, step.name), log, options, state)
-    began = time.monotonic()
-    status, message = _run_step(step, ctx)
-    seconds = time.monotonic() - began
-    findings.extend(ctx.findings)
-    log.event(
-        step.name, status, seconds=round(seconds, 3), error=message or None,
-        files=len(ctx.sink.written), findings=len(ctx.findings),
-    )  # fmt: skip
-    if progress:
-        progress(step.name, status if not message else f"{status}: {message}")
-    return StepOutcome(step.name, status, seconds, message)
+class _Run:
+    """Runs a plan: independent steps side by side (as many as there are cores), each with
+    its timeout, within the total budget, stopping cleanly on SIGTERM or Ctrl-C."""
+
+    def __init__(self, host: HostContext, writer: EvidenceWriter, log: AcquisitionLog, options: TriageOptions,
+                 state: dict[str, Any], findings: list[Finding],
+                 progress: Callable[[str, str], None] | None) -> None:  # fmt: skip
+        self.host, self.writer, self.log, self.options = host, writer, log, options
+        self.state, self.findings, self.progress = state, findings, progress
+        # At least two: most steps wait on disk, the daemon or a tool rather than a core.
+        self.workers = max(2, os.cpu_count() or 1)
+        self.wake = threading.Event()
+
+    def _say(self, name: str, text: str) -> None:
+        if self.progress:
+            self.progress(name, text)
+
+    def execute(self, plan: list[Step]) -> list[StepOutcome]:
+        outcomes: dict[str, StepOutcome] = {}
+        pending = list(plan)
+        running: dict[str, _Running] = {}
+        deadline = None if self.options.budget is None else time.monotonic() + self.options.budget
+        with _signals_interrupt():
+            try:
+                while pending or running:
+                    now = time.monotonic()
+                    for name, job in list(running.items()):
+                        result = job.result(now)
+                        if result is not None:
+                            del running[name]
+                            outcomes[name] = self._finish(job, *result)
+                    if deadline is not None and now >= deadline and pending:
+                        self.log.event("triage", "budget-exhausted", budget=self.options.budget)
+                        for step in pending:
+                            outcomes[step.name] = StepOutcome(
+                                step.name,
+                                "not-run",
+                                0.0,
+                                f"time budget of {self.options.budget:.0f}s used up",
+                            )
+                        pending = []
+                    for step in list(pending):
+                        if len(running) >= self.workers:
+                            break
+                        if not _ready(step, plan, set(outcomes)):
+                            continue
+                        pending.remove(step)
+                        if deadline is not None:
+                            step = dataclasses.replace(
+                                step, timeout=max(0.0, min(step.timeout, deadline - now))
+                            )
+                        started = self._start(step)
+                        if isinstance(started, StepOutcome):
+                            outcomes[step.name] = started
+                        else:
+                            running[step.name] = started
+                    if running:
+                        wait = min(job.deadline for job in running.values()) - time.monotonic()
+                        self.wake.wait(max(0.01, min(wait, 0.5)))
+                        self.wake.clear()
+                    elif pending and not any(_ready(s, plan, set(outcomes)) for s in pending):
+                        # Cannot happen with a sound plan; never hang on one that is not.
+                        for step in pending:
+                            outcomes[step.name] = StepOutcome(
+                                step.name, "not-run", 0.0, "dependencies never ended"
+                            )
+                        pending = []
+            except Interrupted as exc:
+                self.log.event("triage", "interrupted", signal=str(exc), running=sorted(running))
+                for name, job in running.items():
+                    job.ctx.sink.close()
+                    outcomes[name] = StepOutcome(name, "not-run", time.monotonic() - job.began,
+                                                 f"interrupted by {exc}")  # fmt: skip
+                for step in pending:
+                    outcomes[step.name] = StepOutcome(step.name, "not-run", 0.0, f"interrupted by {exc}")
+        return [outcomes[s.name] for s in plan if s.name in outcomes]
+
+    def _start(self, step: Step) -> _Running | StepOutcome:
+        reason = unmet_need(step, self.host)
+        if reason is not None:
+            self.log.event(step.name, "skipped", reason=reason)
+            self._say(step.name, f"skipped: {reason}")
+            return StepOutcome(step.name, "skipped", 0.0, reason)
+        self._say(step.name, "running")
+        self.log.event(step.name, "started", timeout=step.timeout)
+        ctx = StepContext(
+            step.name, self.host, StepSink(self.writer, step.name), self.log, self.options, self.state
+        )
+        return _Running(step, ctx, self.wake)
+
+    def _finish(self, job: _Running, status: str, message: str) -> StepOutcome:
+        seconds = time.monotonic() - job.began
+        self.findings.extend(job.ctx.findings)
+        self.log.event(
+            job.step.name, status, seconds=round(seconds, 3), error=message or None,
+            files=len(job.ctx.sink.written), findings=len(job.ctx.findings),
+        )  # fmt: skip
+        self._say(job.step.name, status if not message else f"{status}: {message}")
+        return StepOutcome(job.step.name, status, seconds, message)
 
 
 def _write_reports(writer: EvidenceWriter, custody: Custody, findings: list[Finding],

@@ -99,11 +99,11 @@ def disk_inventory(ctx: StepContext) -> None:
         _copy_raw(ctx, repos, "disk/repositories.json")
 
 
-register(Step("engine.info", Phase.CONTEXT, engine_info, frozenset({Need.ENGINE}), timeout=60,
+register(Step("engine.info", Phase.CONTEXT, engine_info, frozenset({Need.ENGINE}), timeout=60, after=(),
               description="Engine version and info (daemon id, clock, drivers)"))  # fmt: skip
-register(Step("host.facts", Phase.CONTEXT, host_facts, timeout=60,
+register(Step("host.facts", Phase.CONTEXT, host_facts, timeout=60, after=("engine.info",),
               description="host identity, kernel, clocks"))  # fmt: skip
 register(Step("engine.inventory", Phase.LIVE_STATE, engine_inventory, frozenset({Need.ENGINE}),
-              timeout=600, description="inspect of every container, image, network and volume"))  # fmt: skip
+              timeout=600, after=(), description="inspect of every container, image, network and volume"))  # fmt: skip
 register(Step("disk.inventory", Phase.FILESYSTEMS, disk_inventory, frozenset({Need.DOCKER_DATA}),
-              timeout=600, description="containers and images read from var/lib/docker"))  # fmt: skip
+              timeout=600, after=(), description="containers and images read from var/lib/docker"))  # fmt: skip

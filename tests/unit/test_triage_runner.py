@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import pkgutil
 import tarfile
+import threading
 import time
 from pathlib import Path
 
@@ -136,3 +137,31 @@ def test_only_skip_and_budget(tmp_path: Path) -> None:
     status = {o.name: o.status for o in result.outcomes}
     assert status == {"a.one": "ok", "a.two": "timeout", "b.one": "not-run", "c.one": "not-run"}
     assert not result.complete and verify(result.archive.path).intact
+
+
+def test_independent_steps_run_side_by_side(tmp_path: Path) -> None:
+    root = fake_host(tmp_path)
+    handshake = threading.Event()
+    order: list[str] = []
+
+    def waiter(ctx: StepContext) -> None:
+        # Only a step running at the same time can set this; run alone, it fails.
+        if not handshake.wait(10):
+            raise RuntimeError("ran alone")
+        order.append("waiter")
+
+    def setter(ctx: StepContext) -> None:
+        handshake.set()
+        order.append("setter")
+
+    def last(ctx: StepContext) -> None:
+        order.append("last")
+
+    plan = [
+        Step("p.waiter", Phase.FILESYSTEMS, waiter, after=()),
+        Step("p.setter", Phase.FILESYSTEMS, setter, after=()),
+        Step("p.last", Phase.FILESYSTEMS, last),
+    ]
+    result = run_triage(_host(root), tmp_path / "out", TriageOptions(), argv=["x"], steps=plan)
+    assert {o.name: o.status for o in result.outcomes} == {"p.waiter": "ok", "p.setter": "ok", "p.last": "ok"}
+    assert order[-1] == "last"
