@@ -108,7 +108,7 @@ def container_layers(disk: DockerDisk, inventory: DiskInventory, container: Disk
     if isinstance(upper, NotAvailable):
         raise EnvironmentProblem(f"container {container.id[:12]} has no writable layer: {upper.reason}")
     problems: list[str] = []
-    upper = _canonical_dir(disk, upper)
+    upper = _layer_dir(disk, container.driver, upper)
     image: DiskImage | NotAvailable = NotAvailable(f"image {container.image_id or '?'} is not on disk")
     for candidate in inventory.images:
         if candidate.id == container.image_id:
@@ -122,7 +122,7 @@ def container_layers(disk: DockerDisk, inventory: DiskInventory, container: Disk
                 problems.append(f"image layer {index} ({diff_id}): {layer_dir.reason}")
                 continue
             try:
-                image_dirs[_canonical_dir(disk, layer_dir)] = (index, diff_id)
+                image_dirs[_layer_dir(disk, container.driver, layer_dir)] = (index, diff_id)
             except EnvironmentProblem as exc:
                 problems.append(f"image layer {index} ({diff_id}): {exc}")
     else:
@@ -165,6 +165,20 @@ def _canonical_dir(disk: DockerDisk, path: str) -> str:
     return resolved.path.decode("utf-8", "surrogateescape")
 
 
+def _layer_dir(disk: DockerDisk, driver: str, path: str) -> str:
+    """A layer's ``diff`` directory, which must be exactly ``<driver dir>/<id>/diff``.
+
+    The docker root itself may be a link (a data disk mounted elsewhere); a ``diff`` that is
+    a link to somewhere else in the host root is refused rather than walked.
+    """
+    resolved = _canonical_dir(disk, path)
+    base = _canonical_or_same(disk, disk.path(driver))
+    name = path.rstrip("/").split("/")[-2]
+    if resolved != f"{base}/{name}/diff":
+        raise EnvironmentProblem(f"{path} leads to {resolved!r}, not to a layer directory: refused")
+    return resolved
+
+
 def _init_dir(disk: DockerDisk, container: DiskContainer, problems: list[str]) -> str | None:
     raw = disk.read_small(disk.path("image", container.driver, "layerdb", "mounts", container.id, "init-id"))
     if raw is None:
@@ -173,7 +187,7 @@ def _init_dir(disk: DockerDisk, container: DiskContainer, problems: list[str]) -
         problems.append("init-id is not '<64 hex>-init': ignored")
         return None
     try:
-        return _canonical_dir(disk, disk.path(container.driver, raw, "diff"))
+        return _layer_dir(disk, container.driver, disk.path(container.driver, raw, "diff"))
     except EnvironmentProblem as exc:
         problems.append(f"init layer: {exc}")
         return None

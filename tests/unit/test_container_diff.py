@@ -130,6 +130,28 @@ def test_a_lower_entry_leading_out_of_the_layers_is_refused(tmp_path: Path) -> N
     assert any("not a layer directory" in p for p in layers.problems)
 
 
+def test_a_writable_layer_that_is_a_link_is_refused(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    o = build(tmp_path)
+    o.upper.rmdir()
+    os.symlink("/", o.upper)  # would make the whole host root the "writable layer"
+    assert main(["container", "diff", "web", "--root", str(o.root), "--no-engine"]) == 3
+    assert "not to a layer directory" in capsys.readouterr().err
+
+
+def test_a_linked_docker_root_is_followed_inside_the_host_root(tmp_path: Path) -> None:
+    o = build(tmp_path)
+    moved = o.root / "data/docker"
+    moved.parent.mkdir()
+    (o.root / DOCKER).rename(moved)
+    os.symlink("/data/docker", o.root / DOCKER)
+    (moved / "overlay2" / hexid("mountvictim") / "diff/added").write_bytes(b"x")
+    data = run_diff(o)
+    assert [(c["kind"], c["path"]) for c in data["changes"]] == [("A", "/added")]
+    assert data["layers"]["upper"] == "/data/docker/overlay2/" + hexid("mountvictim") + "/diff"
+
+
 def test_container_names_and_prefixes(tmp_path: Path) -> None:
     a = build(tmp_path, "one", "alpha")
     b = build(tmp_path, "two", "beta")
