@@ -26,9 +26,11 @@ from forensics.host.disk import DiskContainer
 from forensics.host.rootfs import RootFS
 from forensics.records import NotAvailable, display_path, path_record, to_jsonable
 
-MAX_TEXT = 8 * 1024 * 1024
+MAX_TEXT = 2 * 1024 * 1024
 """Largest side read whole for a text diff."""
-MAX_HASH = 1024 * 1024 * 1024
+MAX_TEXT_LINES = 50_000
+"""More lines than this on a side: no text diff (difflib can be quadratic on hostile text)."""
+MAX_HASH = 256 * 1024 * 1024
 MAX_DIFF_LINES = 20_000
 CHUNK = 1 << 20
 
@@ -165,7 +167,11 @@ def compare(
     both_text = (data_now is None or _is_text(data_now)) and (data_before is None or _is_text(data_before))
     regular = all(v is None or v.meta.file_type == "file" for v in (current, original))
     if (data_now is not None or data_before is not None) and both_text and regular:
-        text = _unified(data_before or b"", data_now or b"", raw)
+        lines = max((data_now or b"").count(b"\n"), (data_before or b"").count(b"\n"))
+        if lines > MAX_TEXT_LINES:
+            text = NotAvailable(f"{lines} lines: too long for a text diff (limit {MAX_TEXT_LINES})")
+        else:
+            text = _unified(data_before or b"", data_now or b"", raw)
     accounts: list[AccountChange] = []
     name = raw.decode("utf-8", "replace")
     if is_account_file(name) and both_text:
