@@ -70,8 +70,11 @@ def diff_(
     max_hash_size: MaxHash = MAX_HASH,
     no_yara: Annotated[bool, typer.Option("--no-yara", help="Do not run the YARA rules.")] = False,
 ) -> None:
-    """What the container changed (A/C/D, as `docker diff`), read from its writable layer on disk,
-    with metadata, hashes, the image layer of each original, and suspicious-change flags."""
+    """What a container changed (A/C/D, as docker diff), read from disk.
+
+    Each change with its metadata, hash, the image layer of the original, and the flags of
+    the suspicious-change rules and YARA.
+    """
     ctx = host_context(root, docker_host, no_engine)
     found, layers = _container(ctx, container)
     options = DiffOptions(hash_limit=max_hash_size, yara=not no_yara, engine=ctx.engine())
@@ -93,8 +96,11 @@ def compare_(
     docker_host: DockerHost = None,
     no_engine: NoEngine = False,
 ) -> None:
-    """A file now against its original in the image's layers, read from disk: unified diff for
-    text, sizes and hashes otherwise; account files parsed into findings."""
+    """A file now against its original in the image, read from disk.
+
+    A unified diff for text, sizes and hashes otherwise; passwd, shadow, group and sudoers
+    parsed into account findings.
+    """
     from forensics.containers.compare import compare, comparison_record
 
     ctx = host_context(root, docker_host, no_engine)
@@ -128,8 +134,11 @@ def extract_(
     docker_host: DockerHost = None,
     no_engine: NoEngine = False,
 ) -> None:
-    """Copy files out of a container, read from disk (never `docker cp`), into a small sealed
-    evidence archive: the files, an index with their metadata and layer, custody, a manifest."""
+    """Copy files out of a container, from disk, into a sealed evidence archive.
+
+    Never docker cp: the files are read from the layers on disk and stored with an index of
+    their metadata and layer, custody and a manifest.
+    """
     from forensics.containers.extract import write_archive
 
     ctx = host_context(root, docker_host, no_engine)
@@ -159,8 +168,11 @@ def shell_(
     docker_host: DockerHost = None,
     no_engine: NoEngine = False,
 ) -> None:
-    """A safe look inside a running container: the appliance's bash in the container's pid,
-    net, ipc and uts namespaces, with its own /proc; the container's files under $CROOT."""
+    """A safe look inside a running container, with the appliance's own tools.
+
+    The appliance's bash in the container's pid, net, ipc and uts namespaces, with a /proc of
+    its own; the container's files under $CROOT, to read, never to run.
+    """
     from forensics.containers.shell import plan_shell
     from forensics.errors import EnvironmentProblem
 
