@@ -33,6 +33,7 @@ import os
 import stat
 from collections.abc import Iterator, Sequence
 
+from forensics.errors import EnvironmentProblem
 from forensics.records import display_path
 
 MAX_ENTRIES = 2_000_000
@@ -395,7 +396,12 @@ def compute_changes(
                 opened.append((index, os.open(lower, _DIR_FLAGS)))
             except OSError as exc:
                 walk.problem(os.fsencode(lower), f"lower layer {index} cannot be opened: {exc.strerror}")
-        with _open_dir(upper) as upper_fd:
+        try:
+            upper_fd = os.open(upper, _DIR_FLAGS)
+        except OSError as exc:
+            shown = display_path(os.fsencode(upper))
+            raise EnvironmentProblem(f"the writable layer {shown} cannot be opened: {exc.strerror}") from exc
+        try:
             try:
                 opaque = _fgetxattr(upper_fd, XATTR_OPAQUE) == b"y"
             except OSError:
@@ -407,6 +413,8 @@ def compute_changes(
                 # must still get an answer, marked incomplete, rather than an exception.
                 walk.truncated = True
                 walk.problem(b"/", "directory tree too deep for this process's stack")
+        finally:
+            os.close(upper_fd)
     finally:
         for _index, fd in opened:
             os.close(fd)

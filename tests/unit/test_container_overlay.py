@@ -10,6 +10,7 @@ from pathlib import Path
 import pytest
 
 from forensics.containers.overlay import MAX_DEPTH, compute_changes, same_fs_time, stat_different
+from forensics.errors import EnvironmentProblem
 
 pytestmark = pytest.mark.root
 
@@ -300,6 +301,11 @@ def test_missing_lower_layer_is_a_problem_not_a_crash(tmp_path: Path) -> None:
     result = compute_changes(str(upper), [str(tmp_path / "nope")])
     assert {(c.kind, c.path) for c in result.changes} == {("A", b"/f")}
     assert any("cannot be opened" in p for p in result.problems)
+
+
+def test_a_missing_upper_dir_is_an_environment_problem(tmp_path: Path) -> None:
+    with pytest.raises(EnvironmentProblem, match="cannot be opened"):
+        compute_changes(str(tmp_path / "gone"), [])
 
 
 def test_stat_rules_of_the_engine(tmp_path: Path) -> None:
