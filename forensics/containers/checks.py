@@ -63,7 +63,9 @@ def odd_name(c: Candidate, _head: bytes) -> bool:
         return True
     if text.strip(". ") == "" and text not in (".", ".."):
         return True  # "...", ". ", ".. " and the like
-    return text != text.strip() or "\u202e" in text or "\u00a0" in text
+    if text != text.strip() or any(ch in text for ch in "\u202e\u00a0\u200b\u2028"):
+        return True  # blanks at an end, right-to-left override, look-alike spaces
+    return " " in text and _parent(c.path) in SYSTEM_DIRS
 
 
 def hidden_name(c: Candidate, _head: bytes) -> bool:

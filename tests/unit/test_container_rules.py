@@ -66,6 +66,7 @@ QUIET: list[tuple[str, Candidate, bytes]] = [
     ("names.hidden", cand(b"/.dockerenv"), b""),
     ("names.hidden", cand(b"/home/bob/.vimrc"), b""),
     ("names.odd", cand(b"/etc/normal-name.conf"), b""),
+    ("names.odd", cand(b"/home/bob/My Documents"), b""),  # a space, but in a user's own place
     ("exec.setuid", cand(b"/usr/bin/passwd", "C", mode=REG | 0o4755, original_mode=REG | 0o4755), ELF),
     ("exec.setuid", cand(b"/var/mail/x", mode=REG | 0o2644), b""),  # setgid without g+x: locking
     (
@@ -100,6 +101,13 @@ def test_rule_fires(rule_id: str) -> None:
 )
 def test_rule_stays_quiet(rule_id: str, candidate: Candidate, head: bytes) -> None:
     assert rule_id not in flagged(candidate, head)
+
+
+@pytest.mark.parametrize(
+    "name", [b"/tmp/a b", b"/usr/bin/ls ", b"/bin/\xe2\x80\x8bsh", b"/tmp/. .", b"/x/..."]
+)
+def test_odd_names(name: bytes) -> None:
+    assert "names.odd" in flagged(cand(name), b"")
 
 
 def test_content_is_asked_for_only_when_a_rule_wants_it() -> None:
