@@ -56,10 +56,13 @@ PLANTED = (
             Kind.IMAGE_HISTORY, "/root/.ssh/id_rsa", "PRIVATE KEY", issue=5, mention="id_rsa"),
 )  # fmt: skip
 
-ANALYSES_LANDED: frozenset[int] = frozenset()
+ANALYSES_LANDED: frozenset[int] = frozenset({4, 5, 6, 7})
 """Issues whose analysis has landed: their rows in PLANTED must show up in findings.json.
 4: container diff (files); 5: image history and secrets; 6: runtime configuration;
 7: processes. Add a number here in the change that lands that analysis."""
+
+HARDENING = ("bench.", "lint.", "dockle.")
+"""Rule families that advise on configuration rather than claim a compromise."""
 
 VICTIMS = frozenset(p.container for p in PLANTED) | {CONTROL}
 SEVERITIES = {"critical", "high", "medium", "low", "info"}
@@ -171,12 +174,22 @@ def test_findings_json_is_well_formed(triage: Triage) -> None:
 
 
 def test_nothing_is_found_wrong_with_the_untouched_control(triage: Triage) -> None:
-    """A note (info) about it may be fine; a claim that something is wrong is a false positive."""
+    """A note (info) about it may be fine; a claim of compromise is a false positive.
+
+    Hardening advice (docker-bench's ``bench.*``, dockle's ``dockle.*``) is expected: the
+    control runs as root with no limits, like most containers, and saying so is right.
+    """
     cid = triage.victims[CONTROL]
     image = lab.inspect(cid)["Image"].removeprefix("sha256:")
     subjects = {f"container:{cid}", f"image:{image}", f"image:sha256:{image}"}
-    about = [f for f in _findings(triage) if f["subject"] in subjects and f["severity"] != "info"]
+    about = [
+        f
+        for f in _findings(triage)
+        if f["subject"] in subjects and f["severity"] != "info" and not f["rule"].startswith(HARDENING)
+    ]
     assert about == []
+    hardening = [f for f in _findings(triage) if f["subject"] in subjects and f["rule"].startswith(HARDENING)]
+    assert hardening, "docker-bench's checks should have something to say about a root container without limits"
 
 
 # --- read, don't touch ------------------------------------------------------------------
