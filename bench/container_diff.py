@@ -6,19 +6,20 @@ Starts one container that writes N files (and deletes, changes and replaces a di
 then times, in one run: the Engine API's GET /containers/{id}/changes, our change list
 alone (overlay walk), and our whole diff (hashes, rules; YARA off and on). Prints seconds
 and each ratio to the engine's time. Not a test: nothing is asserted but equality of the
-change sets. Needs root and a local engine; removes its container at the end.
+change sets. Needs root and a local engine; removes its container at the end. bench/run uses
+:func:`rows`.
 """
 
 from __future__ import annotations
 
 import argparse
-import statistics
 import sys
-import time
 from pathlib import Path
 
-import docker
+if __name__ == "__main__":
+    sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
+from bench.common import LABEL, Row, client, remove_container, timed, wait_log
 from forensics.containers.diff import DiffOptions, analyse
 from forensics.containers.layers import container_layers, host_path, resolve_container
 from forensics.containers.overlay import compute_changes
@@ -40,13 +41,49 @@ exec sleep 3600
 """
 
 
-def timed(fn, repeat: int) -> tuple[float, object]:  # type: ignore[no-untyped-def]
-    times, result = [], None
-    for _ in range(repeat):
-        start = time.perf_counter()
-        result = fn()
-        times.append(time.perf_counter() - start)
-    return statistics.median(times), result
+def measure(files: int, image: str = "forensics-test/busybox:latest", repeat: int = 3,
+            yara: bool = True) -> tuple[dict[str, float], bool, int]:  # fmt: skip
+    """Seconds of the engine's GET /changes and of ours (change list, whole diff, with YARA),
+    whether the change sets are equal, and their size. Removes its container."""
+    cli = client()
+    container = cli.containers.run(
+        image, ["sh", "-c", SCRIPT.format(n=files)], detach=True, labels={LABEL: "1"}
+    )
+    try:
+        wait_log(container, b"READY")
+        disk = DockerDisk("/")
+        inventory = disk.inventory()
+        found = resolve_container(inventory, container.id)
+        layers = container_layers(disk, inventory, found)
+        upper = host_path("/", layers.upper)
+        lowers = [host_path("/", layer.path) for layer in layers.lowers]
+        kinds = {0: "C", 1: "A", 2: "D"}
+        seconds: dict[str, float] = {}
+        seconds["engine"], engine = timed(lambda: cli.api.diff(container.id), repeat)
+        seconds["walk"], ours = timed(lambda: compute_changes(upper, lowers), repeat)
+        seconds["full"], _ = timed(lambda: analyse(found, layers, "/", DiffOptions(yara=False)), repeat)
+        if yara:
+            seconds["yara"], _ = timed(lambda: analyse(found, layers, "/", DiffOptions(yara=True)), 1)
+        theirs = {(kinds[c["Kind"]], c["Path"]) for c in engine}
+        mine = {(c.kind, c.path.decode()) for c in ours.changes}
+        return seconds, theirs == mine, len(theirs)
+    finally:
+        remove_container(container)
+        cli.close()
+
+
+def rows(files: int, repeat: int = 3) -> list[Row]:
+    """The suite's rows: our change list (what docker diff gives) and our whole diff (hashes,
+    rules, no YARA), each against GET /changes."""
+    seconds, equal, count = measure(files, repeat=repeat, yara=False)
+    engine = seconds["engine"]
+    note = f"{count:,} changes, sets {'equal' if equal else 'DIFFER'}"
+    out = []
+    for key, label in (("walk", "change list"), ("full", "whole diff: + hashes, rules")):
+        ratio = seconds[key] / engine
+        out.append(Row("container diff vs docker diff", f"{files:,} files, {label}", f"{seconds[key]:.3f} s",
+                       f"{engine:.3f} s", ratio, "<= 1.0x", ratio <= 1.0, note))  # fmt: skip
+    return out
 
 
 def main() -> int:
@@ -55,39 +92,15 @@ def main() -> int:
     parser.add_argument("--image", default="forensics-test/busybox:latest")
     parser.add_argument("--repeat", type=int, default=3)
     args = parser.parse_args()
-    client = docker.from_env(timeout=600)
-    container = client.containers.run(args.image, ["sh", "-c", SCRIPT.format(n=args.files)], detach=True)
-    try:
-        deadline = time.monotonic() + 900
-        while b"READY" not in container.logs():
-            if time.monotonic() > deadline:
-                print("the container did not get ready", file=sys.stderr)
-                return 1
-            time.sleep(0.5)
-        disk = DockerDisk("/")
-        inventory = disk.inventory()
-        found = resolve_container(inventory, container.id)
-        layers = container_layers(disk, inventory, found)
-        upper = host_path("/", layers.upper)
-        lowers = [host_path("/", layer.path) for layer in layers.lowers]
-        kinds = {0: "C", 1: "A", 2: "D"}
-        engine_s, engine = timed(lambda: client.api.diff(container.id), args.repeat)
-        walk_s, ours = timed(lambda: compute_changes(upper, lowers), args.repeat)
-        full_s, _ = timed(lambda: analyse(found, layers, "/", DiffOptions(yara=False)), args.repeat)
-        yara_s, _ = timed(lambda: analyse(found, layers, "/", DiffOptions(yara=True)), 1)
-        theirs = {(kinds[c["Kind"]], c["Path"]) for c in engine}  # type: ignore[union-attr]
-        mine = {(c.kind, c.path.decode()) for c in ours.changes}  # type: ignore[attr-defined]
-        print(f"changes: {len(theirs)} (engine) {len(mine)} (disk); equal: {theirs == mine}")
-        print(f"engine GET /changes          {engine_s:8.3f} s   1.00")
-        for label, seconds in (("disk: change list", walk_s), ("disk: diff, hashes, rules", full_s),
-                               ("disk: diff + YARA", yara_s)):  # fmt: skip
-            print(f"{label:28} {seconds:8.3f} s   {seconds / engine_s:.2f}")
-        return 0 if theirs == mine else 1
-    finally:
-        container.remove(force=True)
-        client.close()
+    seconds, equal, count = measure(args.files, args.image, args.repeat)
+    print(f"changes: {count} (engine); equal to ours: {equal}")
+    engine_s = seconds["engine"]
+    print(f"engine GET /changes          {engine_s:8.3f} s   1.00")
+    for label, key in (("disk: change list", "walk"), ("disk: diff, hashes, rules", "full"),
+                       ("disk: diff + YARA", "yara")):  # fmt: skip
+        print(f"{label:28} {seconds[key]:8.3f} s   {seconds[key] / engine_s:.2f}")
+    return 0 if equal else 1
 
 
 if __name__ == "__main__":
-    sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
     sys.exit(main())
