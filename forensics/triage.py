@@ -45,6 +45,7 @@ STEP_MODULES = (
     "forensics.scan.steps",
     "forensics.binary.steps",
     "forensics.images.steps",
+    "forensics.timeline.steps",
 )
 """Every module that registers triage steps. A test fails when one is left out."""
 
@@ -189,8 +190,8 @@ def run_triage(
             "pid_host": me.pid_host,
         }
     log.event("triage", "info", message="self view", appliance=me)
-    state: dict[str, Any] = {"self": me}
     findings: list[Finding] = []
+    state: dict[str, Any] = {"self": me, "findings": findings}  # the timeline step places findings in time
     plan = steps if steps is not None else load_steps()
     for step in plan:
         if not options.selects(step.name):
