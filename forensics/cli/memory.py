@@ -11,7 +11,7 @@ from forensics.cli.common import DockerHost, Json, NoEngine, Root, emit_json, ho
 from forensics.errors import EnvironmentProblem
 from forensics.records import NotAvailable
 
-app = typer.Typer(help="Memory: gcore dumps of live processes.", no_args_is_help=True)
+app = typer.Typer(help="Memory: gcore dumps of live processes, secrets, volatility3.", no_args_is_help=True)
 
 
 @app.command("dump")
@@ -84,3 +84,54 @@ def secrets(
         typer.echo(f"{h.severity.value:8} {h.rule:22} off {h.offset:#x} addr {where} {h.mapping}: "
                    f"{h.value if show else h.masked}")  # fmt: skip
     typer.echo(f"{len(hits)} hits", err=True)
+
+
+@app.command("analyze")
+def analyze(
+    image: Annotated[
+        Path, typer.Argument(help="A full memory image: raw, or an ELF core (QEMU dump-guest-memory).")
+    ],
+    plugin: Annotated[
+        list[str] | None,
+        typer.Option("--plugin", help="volatility3 plugin to run (repeatable; default the Linux ones)."),
+    ] = None,
+    symbols: Annotated[
+        list[Path] | None,
+        typer.Option(
+            "--symbols",
+            help="Directory of ISF symbol tables (repeatable; also FORENSICS_VOL_SYMBOLS).",
+            file_okay=False,
+        ),
+    ] = None,
+    timeout: Annotated[float, typer.Option("--timeout", help="Seconds per plugin.", min=1)] = 600.0,
+    output: Annotated[
+        Path, typer.Option("--output", help="Directory for the sealed archive.", file_okay=False)
+    ] = Path("."),
+    json: Json = False,
+) -> None:
+    """volatility3 plugins over a memory image, offline; results sealed into an archive.
+
+    banners.Banners always runs; linux.pslist, linux.bash and linux.lsmod run by default
+    when an ISF symbol table for the image's kernel is given, and are recorded as skipped
+    (with the kernel banner and how to make the table) when not.
+    """
+    from forensics.cli.process import sealed
+    from forensics.memory.volatility import analyze as run_analysis
+
+    result = run_analysis(str(image), plugin or (), [str(s) for s in symbols or ()], timeout=timeout)
+    with sealed(output, "volatility") as writer:
+        writer.add_json("memory/volatility/analysis.json", result)
+    if json:
+        emit_json({"analysis": result, "archive": writer.sealed})
+        return
+    typer.echo(f"image {result.image.path} ({result.image.format}, {result.image.size} bytes, "
+               f"sha256 {result.image.sha256})")  # fmt: skip
+    typer.echo(f"volatility3 {result.volatility}; network: {result.isolation}")
+    for banner in result.banners:
+        typer.echo(f"banner  {banner}")
+    if not result.banners:
+        typer.echo("no Linux kernel banner found")
+    for r in result.results:
+        detail = f"{len(r.rows)} rows{' (truncated)' if r.truncated else ''}" if r.reason == "" else r.reason
+        typer.echo(f"{r.status.value:8} {r.plugin:24} {r.seconds:6.1f}s  {detail}")
+    typer.echo(f"archive {writer.sealed.path}\nsha256  {writer.sealed.sha256}")
