@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import contextlib
 import os
-import shutil
 import tempfile
 from collections.abc import Iterator
 from pathlib import Path
@@ -15,8 +14,7 @@ import typer
 from forensics.cli.common import DockerHost, Json, NoEngine, Root, emit_json, host_context
 from forensics.context import HostContext
 from forensics.errors import EnvironmentProblem
-from forensics.evidence.archive import SealedArchive
-from forensics.evidence.writer import EvidenceWriter
+from forensics.evidence.collection import Collection, collection
 from forensics.records import NotAvailable
 
 app = typer.Typer(help="Processes: inventory, pspy-style monitor, strace capture.", no_args_is_help=True)
@@ -157,28 +155,8 @@ def trace(
     typer.echo(f"sha256  {archive.sha256}")
 
 
-class SealingWriter(EvidenceWriter):
-    """An EvidenceWriter that remembers the archive it was sealed into."""
-
-    sealed: SealedArchive
-
-
 @contextlib.contextmanager
-def sealed(output: Path, stem: str) -> Iterator[SealingWriter]:
-    """An EvidenceWriter staged under ``output``, sealed into ``<stem>-<time>.tar.gz`` at the end."""
-    from forensics.evidence.archive import seal
-    from forensics.records import utc_now
-
-    try:
-        output.mkdir(parents=True, exist_ok=True)
-        staging = Path(tempfile.mkdtemp(prefix=".staging-", dir=output))
-    except OSError as exc:
-        raise EnvironmentProblem(f"cannot write to {output}: {exc}") from exc
-    top = staging / f"forensics-{stem}-{utc_now().strftime('%Y%m%dT%H%M%SZ')}"
-    writer = SealingWriter(top)
-    try:
+def sealed(output: Path, stem: str) -> Iterator[Collection]:
+    """A standalone archive for one command: custody.json, manifest, sealed at the end."""
+    with collection(output, stem) as writer:
         yield writer
-        writer.write_manifest()
-        writer.sealed = seal(top, output)
-    finally:
-        shutil.rmtree(staging, ignore_errors=True)

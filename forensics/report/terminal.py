@@ -76,24 +76,65 @@ _COLOURS = {
 
 
 def progress(step: str, status: str) -> None:
-    err.print(f"[dim]{step}[/] {status}", highlight=False)
+    """A plain log line per step event (stderr is not a terminal)."""
+    from rich.markup import escape
+
+    err.print(f"[dim]{escape(step)}[/] {escape(status)}", highlight=False, emoji=False)
+
+
+class TriageProgress:
+    """A live display of the steps running now, with a line per step that ended (stderr is a
+    terminal). Use as a context manager; pass :meth:`update` as run_triage's ``progress``."""
+
+    def __init__(self) -> None:
+        from rich.progress import Progress, SpinnerColumn, TextColumn, TimeElapsedColumn
+
+        self._progress = Progress(SpinnerColumn(), TextColumn("{task.description}"), TimeElapsedColumn(),
+                                  console=err, transient=True)  # fmt: skip
+        self._tasks: dict[str, typing.Any] = {}
+
+    def __enter__(self) -> TriageProgress:
+        self._progress.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self._progress.stop()
+
+    def update(self, step: str, status: str) -> None:
+        from rich.markup import escape
+
+        if status == "running":
+            self._tasks[step] = self._progress.add_task(escape(step), total=None)
+            return
+        task = self._tasks.pop(step, None)
+        if task is not None:
+            self._progress.remove_task(task)
+        colour = "green" if status == "ok" else "dim" if status.startswith("skipped") else "yellow"
+        self._progress.console.print(f"[{colour}]{escape(step)}[/] {escape(status[:300])}", highlight=False,
+                                     emoji=False)  # fmt: skip
 
 
 def triage(result: TriageResult, top: int = 10) -> None:
+    from rich.markup import escape
+
     counts = {s: sum(1 for f in result.findings if f.severity is s) for s in Severity}
     out.print(
         "findings: " + ", ".join(f"[{_COLOURS[s]}]{counts[s]} {s.value}[/]" for s in Severity),
         highlight=False,
     )
     for finding in result.findings[:top]:
-        out.print(f"  [{_COLOURS[finding.severity]}]{finding.severity.value:8}[/] {finding.title}")
+        out.print(f"  [{_COLOURS[finding.severity]}]{finding.severity.value:8}[/] {escape(finding.title)}  "
+                  f"[dim]{escape(finding.subject)}[/]", highlight=False, emoji=False)  # fmt: skip
+    if len(result.findings) > top:
+        out.print(f"  ... {len(result.findings) - top} more in findings.json and report.html")
     failed = [o for o in result.outcomes if o.status not in ("ok", "skipped")]
     for outcome in failed:
-        out.print(f"[yellow]{outcome.name}[/]: {outcome.status} {outcome.message}")
+        out.print(f"[yellow]{escape(outcome.name)}[/]: {outcome.status} {escape(outcome.message)}",
+                  highlight=False, emoji=False)  # fmt: skip
     state = "complete" if result.complete else "[red]INCOMPLETE[/]"
     out.print(f"triage {state}")
-    out.print(f"archive {result.archive.path}")
-    out.print(f"sha256  {result.archive.sha256}")
+    out.print(f"archive {escape(str(result.archive.path))}", highlight=False, emoji=False)
+    out.print(f"sha256  {result.archive.sha256}", highlight=False)
 
 
 # ---- containers: diff, compare, extract ---------------------------------------------

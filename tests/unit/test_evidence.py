@@ -163,3 +163,21 @@ def test_closed_step_sink_refuses(tmp_path: Path) -> None:
     sink.close()
     with pytest.raises(EvidenceError):
         sink.add_bytes("after", b"2")
+
+
+def test_collection_seals_even_when_the_command_fails(tmp_path: Path) -> None:
+    import json
+
+    from forensics.evidence.collection import collection
+
+    with pytest.raises(RuntimeError), collection(tmp_path, "dump-42", argv=["forensics", "x"]) as writer:
+        writer.add_bytes("memory/42/maps.txt", b"00400000-00401000 r-xp")
+        raise RuntimeError("gcore died")
+    archive = writer.sealed.path
+    assert verify(archive).intact
+    with tarfile.open(archive) as tar:
+        names = {m.name.split("/", 1)[1]: m for m in tar if m.isfile()}
+        custody = json.loads(tar.extractfile(names["custody.json"]).read())  # type: ignore[union-attr]
+    assert "memory/42/maps.txt" in names
+    assert custody["complete"] is False and "gcore died" in custody["not_done"][0]
+    assert [p.name for p in tmp_path.iterdir() if p.name.startswith(".staging")] == []
