@@ -115,7 +115,37 @@ _COLOURS = {
 
 
 def progress(step: str, status: str) -> None:
+    """A plain log line per step event (stderr is not a terminal)."""
     err.print(f"[dim]{safe(step)}[/] {safe(status)}")
+
+
+class TriageProgress:
+    """A live display of the steps running now, with a line per step that ended (stderr is a
+    terminal). Use as a context manager; pass :meth:`update` as run_triage's ``progress``."""
+
+    def __init__(self) -> None:
+        from rich.progress import Progress, SpinnerColumn, TextColumn, TimeElapsedColumn
+
+        self._progress = Progress(SpinnerColumn(), TextColumn("{task.description}"), TimeElapsedColumn(),
+                                  console=err, transient=True)  # fmt: skip
+        self._tasks: dict[str, Any] = {}
+
+    def __enter__(self) -> TriageProgress:
+        self._progress.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self._progress.stop()
+
+    def update(self, step: str, status: str) -> None:
+        if status == "running":
+            self._tasks[step] = self._progress.add_task(safe(step), total=None)
+            return
+        task = self._tasks.pop(step, None)
+        if task is not None:
+            self._progress.remove_task(task)
+        colour = "green" if status == "ok" else "dim" if status.startswith("skipped") else "yellow"
+        self._progress.console.print(f"[{colour}]{safe(step)}[/] {safe(status, 300)}")
 
 
 def triage(result: TriageResult, top: int = 10) -> None:
@@ -125,7 +155,10 @@ def triage(result: TriageResult, top: int = 10) -> None:
         highlight=False,
     )
     for finding in result.findings[:top]:
-        out.print(f"  [{_COLOURS[finding.severity]}]{finding.severity.value:8}[/] {safe(finding.title)}")
+        out.print(f"  [{_COLOURS[finding.severity]}]{finding.severity.value:8}[/] {safe(finding.title)}  "
+                  f"[dim]{safe(finding.subject)}[/]")  # fmt: skip
+    if len(result.findings) > top:
+        out.print(f"  ... {len(result.findings) - top} more in findings.json and report.html")
     failed = [o for o in result.outcomes if o.status not in ("ok", "skipped")]
     for outcome in failed:
         out.print(f"[yellow]{safe(outcome.name)}[/]: {safe(outcome.status)} {safe(outcome.message)}")
