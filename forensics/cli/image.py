@@ -60,19 +60,26 @@ def _out() -> Any:
     return terminal.out
 
 
+def _safe(value: object) -> str:
+    from forensics.report.terminal import safe
+
+    return safe(value)
+
+
 def _problems(scan: analysis.ImageScan) -> None:
     from forensics.report import terminal
 
     for check in scan.checks:
         if not check.ok:
             terminal.err.print(
-                f"[red]digest mismatch[/] {check.what}: expected {check.expected}, got {check.actual}"
+                f"[red]digest mismatch[/] {terminal.safe(check.what)}: expected {terminal.safe(check.expected)}, "
+                f"got {terminal.safe(check.actual)}"
             )
     for problem in scan.problems:
-        terminal.err.print(f"problem: {problem}", highlight=False)
+        terminal.err.print(f"problem: {terminal.safe(problem)}", highlight=False)
     for layer in scan.layers:
         for problem in layer.problems:
-            terminal.err.print(f"problem: layer {layer.index}: {problem}", highlight=False)
+            terminal.err.print(f"problem: layer {layer.index}: {terminal.safe(problem)}", highlight=False)
 
 
 @app.command("inspect")
@@ -87,7 +94,7 @@ def inspect_(image: ImageRef, json: Json = False, root: Root = None, docker_host
     out = _out()
     for key, value in record.items():
         if key not in ("history", "checks", "problems"):
-            out.print(f"[bold]{key:13}[/] {value}", highlight=False)
+            out.print(f"[bold]{key:13}[/] {_safe(value)}", highlight=False)
     out.print(f"[bold]{'history':13}[/] {len(record['history'])} entries (forensics image history)")
     _problems(scan)
 
@@ -108,8 +115,8 @@ def history_(image: ImageRef, json: Json = False, root: Root = None, docker_host
             if entry.empty_layer
             else f"layer {entry.layer_index} {entry.layer_digest} {entry.layer_size}B"
         )
-        out.print(f"[bold]{entry.created}[/] [dim]{layer}[/]", highlight=False)
-        out.print(f"    {entry.created_by}", highlight=False, soft_wrap=True)
+        out.print(f"[bold]{_safe(entry.created)}[/] [dim]{layer}[/]", highlight=False)
+        out.print(f"    {_safe(entry.created_by)}", highlight=False, soft_wrap=True)
     _problems(scan)
 
 
@@ -134,15 +141,17 @@ def layers_(image: ImageRef, json: Json = False, root: Root = None, docker_host:
             "efficiency": eff, "checks": scan.checks, "problems": scan.problems,
         })  # fmt: skip
         return
+    from forensics.report.terminal import safe
+
     out = _out()
     for c in changes:
         out.print(f"[bold]layer {c.index}[/] {c.digest} {c.size}B  +{len(c.added)} ~{len(c.changed)} "
                   f"-{len(c.deleted)}", highlight=False)  # fmt: skip
-        out.print(f"    {c.created_by}", highlight=False, soft_wrap=True)
+        out.print(f"    {safe(c.created_by)}", highlight=False, soft_wrap=True)
     out.print(f"[bold]efficiency[/] {eff.efficiency:.4%}  wasted {eff.wasted}B  "
               f"user wasted {eff.user_wasted_percent:.2f}%  image {eff.size}B", highlight=False)  # fmt: skip
     for rep in eff.repeated[:20]:
-        out.print(f"    {rep.count}x {rep.size:>10}B {rep.path}", highlight=False)
+        out.print(f"    {rep.count}x {rep.size:>10}B {safe(rep.path)}", highlight=False)
     _problems(scan)
 
 
@@ -158,13 +167,15 @@ def files_(image: ImageRef, json: Json = False, root: Root = None, docker_host: 
     if json:
         emit_json({"image": scan.image_id, "files": rows, "problems": scan.problems})
         return
+    from forensics.report.terminal import safe
+
     out = _out()
     for row in rows:
         digest = row["sha256"]
         text = "" if digest is None else ("n/a" if isinstance(digest, NotAvailable) else digest)
         link = f" -> {row['link']}" if row["link"] else ""
-        out.print(f"{row['layer']:>3} {row['type']:8} {row['mode']} {row['uid']}:{row['gid']} {row['size']:>10} "
-                  f"{text:64} {row['path']}{link}", highlight=False, markup=False)  # fmt: skip
+        out.print(safe(f"{row['layer']:>3} {row['type']:8} {row['mode']} {row['uid']}:{row['gid']} {row['size']:>10} "
+                       f"{text:64} {row['path']}{link}"), highlight=False)  # fmt: skip
     _problems(scan)
 
 
@@ -178,12 +189,14 @@ def search_(image: ImageRef, json: Json = False, root: Root = None, docker_host:
     if json:
         emit_json({"image": scan.image_id, "hits": hits, "findings": findings})
         return
+    from forensics.report.terminal import safe
+
     out = _out()
     for hit in sorted(hits, key=lambda h: (h.severity.rank, h.kind, h.path)):
         where = "" if hit.layer is None else f"layer {hit.layer}"
         hidden = "" if hit.present_in_final else " [hidden]"
-        out.print(f"{hit.severity.value:8} {hit.kind:8} {where:9} {hit.path}  {hit.what} {hit.excerpt}{hidden}",
-                  highlight=False, markup=False)  # fmt: skip
+        out.print(safe(f"{hit.severity.value:8} {hit.kind:8} {where:9} {hit.path}  {hit.what} {hit.excerpt}{hidden}"),
+                  highlight=False)  # fmt: skip
     _problems(scan)
 
 
@@ -211,9 +224,9 @@ def dockerfile_(image: ImageRef, json: Json = False, root: Root = None, docker_h
         return
     from forensics.report import terminal
 
-    terminal.out.print(result.text, end="", highlight=False, markup=False, soft_wrap=True)
+    terminal.out.print(terminal.safe(result.text, lines=True), end="", highlight=False, soft_wrap=True)
     for problem in result.problems:
-        terminal.err.print(f"problem: {problem}", highlight=False, markup=False)
+        terminal.err.print(f"problem: {terminal.safe(problem)}", highlight=False)
 
 
 @app.command("diff")
@@ -251,7 +264,7 @@ def _render_diff(result: Any) -> None:
     out = terminal.out
 
     def line(text: str) -> None:
-        out.print(text, highlight=False, markup=False, soft_wrap=True)
+        out.print(terminal.safe(text), highlight=False, soft_wrap=True)
 
     line(f"A: {result.image1.ref} {result.image1.image_id} ({result.image1.source})")
     line(f"B: {result.image2.ref} {result.image2.image_id} ({result.image2.source})")
@@ -292,7 +305,7 @@ def _render_diff(result: Any) -> None:
     for skipped in result.skipped:
         line(f"skipped: {skipped}")
     for problem in result.problems:
-        terminal.err.print(f"problem: {problem}", highlight=False, markup=False)
+        terminal.err.print(f"problem: {terminal.safe(problem)}", highlight=False)
 
 
 @app.command("extract")
@@ -331,7 +344,7 @@ def extract_(image: ImageRef,
     from forensics.report import terminal
 
     def line(text: str, console: Any = terminal.out) -> None:
-        console.print(text, highlight=False, markup=False, soft_wrap=True)
+        console.print(terminal.safe(text), highlight=False, soft_wrap=True)
 
     kinds: dict[str, int] = {}
     for item in result.written:

@@ -277,6 +277,8 @@ class _Hashing(io.RawIOBase):
         self.inner = inner
         self.sha = hashlib.sha256()
         self.count = 0
+        self.data_end = 0
+        """Offset just past the last byte that was not zero (a tar ends in zeros only)."""
         self._head = b""
 
     def readable(self) -> bool:
@@ -303,6 +305,9 @@ class _Hashing(io.RawIOBase):
         else:
             data = self.inner.read() if size is None or size < 0 else self.inner.read(size)
         self.sha.update(data)
+        stripped = len(data.rstrip(b"\0"))
+        if stripped:
+            self.data_end = self.count + stripped
         self.count += len(data)
         return data
 
@@ -357,6 +362,13 @@ def tar_entries(fileobj: IO[bytes], layer: LayerReading) -> Iterator[Entry]:
             entry = _tar_entry(archive, member, layer)
             if entry is not None:
                 yield entry
+        if isinstance(fileobj, _Hashing):
+            # tarfile ends quietly at a header it cannot parse (a bad checksum) or at a zero
+            # block; whatever follows would be hidden from the analysis without this.
+            fileobj.drain()
+            if fileobj.data_end > archive.offset:
+                layer.problem(f"{fileobj.data_end - archive.offset} bytes after the end of the tar at offset "
+                              f"{archive.offset} (a broken header or an early end marker): not read")  # fmt: skip
     except (tarfile.TarError, EOFError, OSError, zlib_error()) as exc:
         layer.problem(f"layer tar broken after {count} entries: {exc}")
 
