@@ -14,6 +14,8 @@ from __future__ import annotations
 
 import dataclasses
 import hashlib
+import os
+import re
 from collections.abc import Callable, Iterable
 from typing import Any
 
@@ -90,6 +92,35 @@ class ContentParser:
     parse: Callable[[bytes, bytes], Any]
 
 
+_DPKG_LIST = re.compile(rb"/var/lib/dpkg/info/[^/]+\.list")
+APK_INSTALLED = b"/lib/apk/db/installed"
+MANIFEST_LIMIT = 16 << 20
+
+
+def _wants_manifest(path: bytes) -> int:
+    return MANIFEST_LIMIT if path == APK_INSTALLED or _DPKG_LIST.fullmatch(path) else 0
+
+
+def _parse_manifest(path: bytes, data: bytes) -> frozenset[bytes]:
+    """The files a distribution package manager installed: a dpkg ``.list`` (one absolute
+    path a line) or apk's database (``F:`` directory, ``R:`` file in it)."""
+    if path != APK_INSTALLED:
+        return frozenset(os.path.normpath(line) for line in data.split(b"\n") if line.startswith(b"/"))
+    out = set()
+    folder = b""
+    for line in data.split(b"\n"):
+        if line.startswith(b"F:"):
+            folder = line[2:]
+        elif line.startswith(b"R:"):
+            out.add(os.path.normpath(b"/" + folder + b"/" + line[2:]))
+    return frozenset(out)
+
+
+PACKAGE_FILES = ContentParser("secrets.package-files", _wants_manifest, _parse_manifest)
+"""Read during the walk whenever the secret search runs: what the distribution's packages
+installed is the distribution's (its example passwords, test keys), not the suspect's."""
+
+
 @dataclasses.dataclass(frozen=True)
 class ScanOptions:
     hash_limit: int = MAX_HASH
@@ -136,7 +167,8 @@ def _content(
 ) -> tuple[str | NotAvailable, tuple[Any, ...], tuple[tuple[str, Any], ...]]:
     if entry.size > options.hash_limit:
         return NotAvailable(f"{entry.size} bytes, over the {options.hash_limit} hash limit"), (), ()
-    wanted = [(p, p.wants(entry.path)) for p in options.parsers]
+    parsers = options.parsers + ((PACKAGE_FILES,) if options.search else ())
+    wanted = [(p, p.wants(entry.path)) for p in parsers]
     wanted = [(p, n) for p, n in wanted if n > 0]
     keep = max((n for _, n in wanted), default=0)
     sha = hashlib.sha256()
@@ -374,6 +406,13 @@ def efficiency(scan: ImageScan) -> Efficiency:
 # --- findings about the reading itself --------------------------------------------------
 
 
+def image_name(scan: ImageScan) -> str:
+    """The image as a title names it: its first tag, else its short id."""
+    if scan.repo_tags:
+        return scan.repo_tags[0]
+    return scan.image_id.removeprefix("sha256:")[:12] or scan.ref
+
+
 def subject(scan: ImageScan) -> str:
     return f"image:{scan.image_id.removeprefix('sha256:')}" if scan.image_id else f"image:{scan.ref}"
 
@@ -408,10 +447,30 @@ class SearchHit:
     present_in_final: bool = True
 
 
+def package_files(final: dict[bytes, Placed]) -> dict[bytes, int]:
+    """Files the image's dpkg or apk database lists -> the layer that wrote that list."""
+    out: dict[bytes, int] = {}
+    for placed in final.values():
+        for name, result in placed.record.parsed:
+            if name == PACKAGE_FILES.name and isinstance(result, frozenset):
+                for path in result:
+                    out[path] = max(out.get(path, -1), placed.layer)
+    return out
+
+
+PACKAGED = "in a file a distribution package installed"
+
+
 def search(scan: ImageScan) -> list[SearchHit]:
-    """Suspicious names and secrets in every layer (hidden ones included), ENV and history."""
+    """Suspicious names and secrets in every layer (hidden ones included), ENV and history.
+
+    Content hits in files that the image's dpkg or apk lists, in the layer that wrote the
+    list or an earlier one, are the distribution's: INFO, summarised in one finding. A
+    later layer that changes such a file is the image author's, and its hits count.
+    """
     hits: list[SearchHit] = []
     final = final_files(scan)
+    packaged = package_files(final)
     for layer in scan.layers:
         for record in layer.files:
             if record.type in ("whiteout", "opaque", "dir"):
@@ -424,6 +483,10 @@ def search(scan: ImageScan) -> list[SearchHit]:
                 hits.append(SearchHit("name", display_path(record.path), layer.index, what,
                                       severity, present_in_final=visible))  # fmt: skip
             for secret in record.secrets:
+                if packaged.get(record.path, -1) >= layer.index:
+                    hits.append(SearchHit("content", display_path(record.path), layer.index,
+                                          f"{secret.title} {PACKAGED}", Severity.INFO, secret.excerpt, visible))  # fmt: skip
+                    continue
                 hits.append(SearchHit("content", display_path(record.path), layer.index, secret.title,
                                       secret.severity, secret.excerpt, visible))  # fmt: skip
             if placed is None and record.type == "file":
@@ -454,27 +517,38 @@ def search(scan: ImageScan) -> list[SearchHit]:
 def search_findings(
     scan: ImageScan, hits: list[SearchHit], source: str, evidence: tuple[str, ...]
 ) -> list[Finding]:
-    """One finding per secret or secret-like hidden file; one summary for other hidden files."""
+    """One finding per secret or secret-like hidden file; one summary for other hidden files
+    and one for secret-like strings in the distribution's package files."""
     out = []
     plain_hidden = 0
+    packaged = 0
+    name = image_name(scan)
     for hit in hits:
         if hit.kind == "hidden" and hit.severity is Severity.INFO:
             plain_hidden += 1
             continue
+        if hit.kind == "content" and hit.severity is Severity.INFO:
+            packaged += 1
+            continue
         if hit.severity in (Severity.INFO, Severity.LOW) and hit.kind == "name":
             continue
         if hit.kind == "hidden":
-            title = f"secret-like file {hit.path} deleted by a later layer is still in layer {hit.layer}"
+            title = f"secret-like file {hit.path} deleted by a later layer is still in layer {hit.layer} of image {name}"
         elif hit.kind == "name":
-            title = f"{hit.what} in the image: {hit.path}"
+            title = f"{hit.what} in image {name}: {hit.path}"
         else:
-            title = f"{hit.what} in {hit.kind} of the image: {hit.path}"
+            title = f"{hit.what} in {hit.kind} of image {name}: {hit.path}"
         severity = hit.severity
         if not hit.present_in_final and hit.kind in ("content", "name"):
             severity = Severity.HIGH  # hidden in history: the responder would not see it in a container
             title += f" (hidden in history, layer {hit.layer})"
         out.append(Finding(f"image.secret-{hit.kind}", severity, title, subject(scan), source, evidence,
                            hit.excerpt))  # fmt: skip
+    if packaged:
+        out.append(Finding("image.secret-packaged", Severity.INFO,
+                           f"{packaged} secret-like strings in image {name}'s distribution package files "
+                           f"(examples and test keys the distribution ships; listed in search.json)",
+                           subject(scan), source, evidence))  # fmt: skip
     if plain_hidden:
         out.append(Finding("image.hidden-in-history", Severity.LOW,
                            f"{plain_hidden} files deleted by later layers are still carried by earlier ones",

@@ -10,6 +10,7 @@ from __future__ import annotations
 import dataclasses
 import fnmatch
 import re
+from collections.abc import Callable, Iterator
 
 from forensics.findings import Severity
 
@@ -23,6 +24,45 @@ class SecretRule:
     severity: Severity
     sample: bytes
     """A string the pattern must match (checked by a test)."""
+    text_only: bool = False
+    """Not looked for in binary content (a NUL in the first bytes: ELF, .pyc): the loose
+    rules match strings of every program that asks for a password."""
+    accepts: Callable[[re.Match[bytes]], bool] | None = None
+    """A second look at each match (e.g. is the value a value, not code); None: all count."""
+
+    def matches(self, data: bytes) -> Iterator[re.Match[bytes]]:
+        for match in self.pattern.finditer(data):
+            if self.accepts is None or self.accepts(match):
+                yield match
+
+
+_TEMPLATE = re.compile(rb"%[-#0-9.]*[sdr(]|\$\{?[A-Za-z_]|\{[^}]*\}|<[^>]*>|@[A-Za-z_]+@")
+"""printf and Python formats, shell and template variables, ``<your password>``, ``@VAR@``."""
+_CODE = re.compile(rb"[()\[\]{},;`<>]")
+_NAME = re.compile(rb"[A-Za-z_][A-Za-z_.:-]*")
+"""A name without a digit (``credentials``, ``self.password``, ``Cwd::getcwd``): code."""
+_NOT_VALUES = frozenset({b"none", b"null", b"true", b"false", b"undefined", b"required", b"optional"})
+
+
+def plausible_value(match: re.Match[bytes]) -> bool:
+    """Whether a password assignment assigns a value, not a variable, a call or a format.
+
+    A quoted value counts unless it is a template (``"%s"``, ``"${PASS}"``, ``"<password>"``);
+    an unquoted one must also not look like code (brackets, commas, a bare name without a
+    digit: ``password = credentials`` is Python, ``DB_PASSWORD=hunter22`` is a secret).
+    """
+    quoted = match.group("quoted")
+    value = quoted if quoted is not None else match.group("bare")
+    if value is None or len(value) < 6 or len(set(value)) == 1 or value.lower() in _NOT_VALUES:
+        return False
+    if _TEMPLATE.search(value):
+        return False
+    return quoted is not None or not (_CODE.search(value) or _NAME.fullmatch(value))
+
+
+def is_binary(data: bytes) -> bool:
+    """Binary content, as file(1) and grep decide: a NUL byte in the first 8 KiB."""
+    return b"\0" in data[:8192]
 
 
 SECRET_RULES: tuple[SecretRule, ...] = (
@@ -36,8 +76,9 @@ SECRET_RULES: tuple[SecretRule, ...] = (
     SecretRule("slack-token", "Slack token", re.compile(rb"\bxox[baprs]-[0-9A-Za-z-]{10,}\b"),
                Severity.HIGH, b"xoxb-1234567890-abcdef"),
     SecretRule("password-assignment", "password assignment",
-               re.compile(rb"(?i)(?<![a-z])(?:password|passwd|pwd|secret|api_?key|token)\s*[=:]\s*['\"]?[^\s'\"$<>{}]{6,}"),
-               Severity.MEDIUM, b"DB_PASSWORD=hunter22"),
+               re.compile(rb"(?i)(?<![a-z])(?:password|passwd|pwd|secret|api_?key|token)['\"]?[ \t]*[=:][ \t]*"
+                          rb"(?:(?P<q>['\"])(?P<quoted>[^'\"\r\n]{1,200})(?P=q)|(?P<bare>[^\s'\"]{6,}))"),
+               Severity.MEDIUM, b"DB_PASSWORD=hunter22", text_only=True, accepts=plausible_value),
 )  # fmt: skip
 
 SECRET_ENV_WORDS = ("PASS", "PASSWD", "PASSWORD", "SECRET", "KEY", "ACCESS", "TOKEN")
@@ -93,10 +134,15 @@ def mask(value: bytes) -> str:
 
 
 def find_secrets(data: bytes, limit: int = 20) -> list[SecretHit]:
-    """Every rule's matches in ``data`` (at most ``limit`` in all), masked."""
+    """Every rule's matches in ``data`` (at most ``limit`` in all), masked.
+
+    Text-only rules are left out for binary data."""
     hits: list[SecretHit] = []
+    binary = is_binary(data)
     for rule in SECRET_RULES:
-        for match in rule.pattern.finditer(data):
+        if binary and rule.text_only:
+            continue
+        for match in rule.matches(data):
             hits.append(SecretHit(rule.id, rule.title, rule.severity, mask(match.group(0)[:200])))
             if len(hits) >= limit:
                 return hits
