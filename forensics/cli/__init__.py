@@ -7,8 +7,18 @@ import sys
 import typer
 
 from forensics import __version__
-from forensics.cli import binary, container, doctor, evidence, memory, placeholders, process, report, scan, triage
-from forensics.cli import image as image_cli
+from forensics.cli import (
+    binary,
+    container,
+    doctor,
+    evidence,
+    image,
+    memory,
+    process,
+    report,
+    scan,
+    triage,
+)
 from forensics.errors import EXIT_USAGE, ForensicsError
 
 app = typer.Typer(
@@ -36,14 +46,12 @@ def _root(
 
 
 app.add_typer(container.app, name="container")
-for name, sub in placeholders.apps().items():
-    app.add_typer(sub, name=name)
 app.add_typer(evidence.app, name="evidence")
 app.add_typer(binary.app, name="binary")
 app.add_typer(scan.app, name="scan")
 app.add_typer(process.app, name="process")
 app.add_typer(memory.app, name="memory")
-app.add_typer(image_cli.app, name="image")
+app.add_typer(image.app, name="image")
 app.command("triage")(triage.triage)
 app.command("doctor")(doctor.doctor)
 app.command("report")(report.report)
