@@ -546,7 +546,7 @@ def search_findings(
                            hit.excerpt))  # fmt: skip
     if packaged:
         out.append(Finding("image.secret-packaged", Severity.INFO,
-                           f"{packaged} secret-like strings in image {name}'s distribution package files "
+                           f"{packaged} secret-like string{'s' if packaged != 1 else ''} in image {name}'s distribution package files "
                            f"(examples and test keys the distribution ships; listed in search.json)",
                            subject(scan), source, evidence))  # fmt: skip
     if plain_hidden:
