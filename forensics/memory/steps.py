@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import dataclasses
 import os
+import struct
 from collections.abc import Iterable
 
 from forensics.errors import ForensicsError
@@ -137,6 +138,8 @@ class CoreScan:
     yara: list[YaraHit]
     yara_messages: str
     """What yara said on stderr (bounded)."""
+    error: str = ""
+    """Why the core could not be scanned at all (the dump is stored regardless)."""
 
 
 def yara_over_core(path: str) -> tuple[str, str, list[str], list[YaraHit], str]:
@@ -192,8 +195,10 @@ class CoreScanningSink(Sink):
 
     def add_fd(self, name: str, fd: int, limit: int | None = None) -> EvidenceFile:
         if os.path.basename(name).startswith("core."):
-            path = os.readlink(f"/proc/self/fd/{fd}")
-            self.scans.append(scan_core_file(path))
+            try:
+                self.scans.append(scan_core_file(os.readlink(f"/proc/self/fd/{fd}")))
+            except (OSError, ValueError, struct.error) as exc:
+                self.scans.append(CoreScan([], "skipped", "core not scanned", [], [], "", f"{exc}"))
             os.lseek(fd, 0, os.SEEK_SET)
         return self.inner.add_fd(name, fd, limit)
 
@@ -202,7 +207,9 @@ def store_core_scan(ctx: StepContext, pid: int, core: str, scan: CoreScan) -> No
     """The scan beside the core in the evidence; findings per rule, values masked."""
     stored = ctx.sink.add_json(f"memory/{pid}/scan.json", scan)
     evidence = (core, stored.path)
-    if scan.yara_status != "ran":
+    if scan.error:
+        ctx.warn(f"pid {pid}: core not scanned for secrets or YARA: {scan.error}", pid=pid)
+    elif scan.yara_status != "ran":
         ctx.warn(f"pid {pid}: yara over the core {scan.yara_status}: {scan.yara_reason}", pid=pid)
     by_rule: dict[str, list[MemoryHit]] = {}
     for hit in scan.secrets:
