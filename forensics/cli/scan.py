@@ -70,21 +70,31 @@ TrivyCache = Annotated[
 ]  # fmt: skip
 
 
+MaxMb = Annotated[
+    int,
+    typer.Option("--max-mb", min=1, help="Bound on the file content of a merged root built from disk (temp space).")
+]  # fmt: skip
+
+
 @app.command("image")
 def image(
     target: Annotated[
         str, typer.Argument(help="Image name or id (exported through the engine), or a `docker save` tar.")
     ],
     trivy_cache: TrivyCache = None,
+    max_mb: MaxMb = 4096,
     json: Json = False,
     root: Root = None,
     docker_host: DockerHost = None,
     no_engine: NoEngine = False,
 ) -> None:
-    """trivy, offline: secrets and misconfigurations always, vulnerabilities when a DB is given."""
+    """trivy, offline: secrets and misconfigurations always, vulnerabilities when a DB is given.
+
+    Through the engine's export (layers attributed); with --no-engine or no engine, the
+    image's merged root is built from its layer dirs on disk and scanned with trivy rootfs."""
     from forensics.scan.trivy import scan_image
 
-    report = scan_image(host_context(root, docker_host, no_engine), target, trivy_cache)
+    report = scan_image(host_context(root, docker_host, no_engine), target, trivy_cache, max_mb << 20)
     _trivy_out(report, json)
 
 
@@ -92,16 +102,18 @@ def image(
 def container(
     name: Annotated[str, typer.Argument(help="Container name or id prefix.")],
     trivy_cache: TrivyCache = None,
+    max_mb: MaxMb = 4096,
     json: Json = False,
     root: Root = None,
     docker_host: DockerHost = None,
     no_engine: NoEngine = False,
 ) -> None:
-    """trivy rootfs over a container's writable layer, read from disk (its image: `scan image`)."""
-    from forensics.scan.steps import container_upper
+    """trivy rootfs over a container's merged root (image layers + writable layer), built from
+    disk into a private temp dir (nothing mounted, nothing run) and deleted after."""
+    from forensics.scan.steps import container_merged
 
     ctx = host_context(root, docker_host, no_engine)
-    _trivy_out(container_upper(ctx, name, trivy_cache), json)
+    _trivy_out(container_merged(ctx, name, trivy_cache, max_mb << 20), json)
 
 
 def _trivy_out(report: object, json: bool) -> None:
@@ -111,3 +123,14 @@ def _trivy_out(report: object, json: bool) -> None:
     from forensics.report import terminal
 
     terminal.trivy_report(report)
+    built = getattr(report, "merged", None)
+    if built is not None:
+        terminal.out.print(
+            f"merged root from disk: {built.entries} entries, {built.bytes_written} bytes "
+            f"(bound {built.limit_bytes}), {built.whiteouts_applied} whiteouts applied, "
+            f"{built.skipped_count} entries skipped, {built.cleared_setid} setuid/setgid cleared, "
+            f"{built.seconds} s (--json lists them)"
+        )
+        terminal.out.print(terminal.safe(getattr(report, "attribution", "")))
+        for problem in built.problems:
+            terminal.out.print(f"  problem: {terminal.safe(problem)}")

@@ -1,19 +1,22 @@
 """Triage steps of the scan area (Phase.SCANS): Docker Bench once for the host; dockle's
-checkpoints and trivy for every image a container uses, each image on its own."""
+checkpoints and trivy for every image a container uses, each image on its own, and for each
+container's merged root (reporting only what its image does not explain)."""
 
 from __future__ import annotations
 
+import dataclasses
+import os
 from pathlib import Path
 from typing import Any
 
-from forensics.errors import NotFound
+from forensics.containers import merged
 from forensics.findings import Finding
 from forensics.host.disk import is_digest
 from forensics.records import NotAvailable
 from forensics.scan import bench, lint, trivy
 from forensics.scan.checks import BENCH, DOCKLE
 from forensics.scan.model import Status, finding_for
-from forensics.steps import Need, Phase, Step, StepContext, register
+from forensics.steps import Phase, Step, StepContext, register
 
 HOST_EVIDENCE = "scan/host.json"
 
@@ -92,35 +95,81 @@ def scan_lint(ctx: StepContext) -> None:
             ctx.report(finding)
 
 
-def container_upper(host: Any, name: str, cache: Path | None) -> trivy.TrivyReport:
-    """trivy rootfs over one container's writable layer (a plain directory on disk)."""
-    from forensics.binary.locate import find_container
+def container_merged(
+    host: Any, name: str, cache: Path | None, max_bytes: int = merged.MAX_BYTES
+) -> trivy.TrivyReport:
+    """trivy rootfs over one container's merged root, built from disk into a private temp dir."""
+    return trivy.scan_container(host, name, cache, max_bytes)
 
-    disk = host.disk()
-    disk.require()
-    found = find_container(disk, name)
-    upper = disk.upper_dir(found)
-    if isinstance(upper, NotAvailable):
-        raise NotFound(f"container {name!r} has no writable layer on disk: {upper.reason}")
-    return trivy.scan_dir(host, upper, f"container {found.name} ({found.id[:12]}) writable layer", cache)
+
+def max_merged() -> int:
+    """Bound on a merged root's content: ``FORENSICS_MERGED_MAX_MB``, else 4 GiB."""
+    raw = os.environ.get("FORENSICS_MERGED_MAX_MB", "")
+    return int(raw) << 20 if raw.isdigit() and int(raw) > 0 else merged.MAX_BYTES
+
+
+def _store(ctx: StepContext, name: str, report: trivy.TrivyReport, what: str) -> None:
+    ctx.sink.add_json(name, report)
+    for scanner, state in report.scanners.items():
+        if state != "ran":
+            ctx.warn(f"trivy {scanner} on {what}: {state}", target=what)
+    if report.merged is not None:
+        for problem in report.merged.problems[:20]:
+            ctx.warn(f"merged root of {what}: {problem}", target=what)
+        if report.merged.skipped_count:
+            ctx.log.event(ctx.step, "merged-root-skipped", target=what, count=report.merged.skipped_count)
+
+
+def container_only(report: trivy.TrivyReport, image: trivy.TrivyReport | None) -> trivy.TrivyReport:
+    """The items of a container's merged root that its image does not explain: files of the
+    writable or init layer, and vulnerabilities the image's scan did not list."""
+    known = {(i.id, i.package, i.installed) for i in (image.items if image else []) if i.kind == "vuln"}
+    vuln_ok = image is not None and image.scanners.get("vuln") == report.scanners.get("vuln") == "ran"
+    keep = [
+        i for i in report.items
+        if (i.kind != "vuln" and i.layer.startswith("container:"))
+        or (i.kind == "vuln" and vuln_ok and (i.id, i.package, i.installed) not in known)
+    ]  # fmt: skip
+    return dataclasses.replace(report, items=keep)
 
 
 def scan_trivy(ctx: StepContext) -> None:
+    from forensics.containers.steps import selected
+
+    containers = selected(ctx) if ctx.host.disk().exists() else []
     images = used_images(ctx)
+    if ctx.options.containers:  # narrowed: the images of the containers named
+        images = [i for i in images if i in {c.image_id for c in containers}]
     if not images:
         ctx.warn("no image in use by a container (besides the appliance's): nothing to scan")
+    if isinstance(ctx.host.engine(), NotAvailable):
+        ctx.warn(
+            "no engine: images are scanned from their merged roots on disk (" + trivy.ROOTFS_ATTRIBUTION + ")"
+        )
+    by_image: dict[str, trivy.TrivyReport] = {}
     for image in images:
         name = f"scan/trivy/{image[7:]}.json"
         try:
-            report = trivy.scan_image(ctx.host, image)
+            report = trivy.scan_image(ctx.host, image, max_bytes=max_merged())
         except Exception as exc:  # one image's trouble must not lose the others
             ctx.warn(f"trivy on {image} failed: {exc}", image=image)
             continue
-        ctx.sink.add_json(name, report)
-        for scanner, state in report.scanners.items():
-            if state != "ran":
-                ctx.warn(f"trivy {scanner} on {image}: {state}", image=image)
+        by_image[image] = report
+        _store(ctx, name, report, image)
         for finding in trivy.trivy_findings(report, f"image:{image}", ctx.step, (name,)):
+            ctx.report(finding)
+    if not ctx.host.disk().exists():
+        ctx.warn("no docker data root on disk: containers' merged roots not scanned")
+    for container in containers:
+        name = f"scan/trivy/container-{container.id}.json"
+        try:
+            report = container_merged(ctx.host, container.id, None, max_merged())
+        except Exception as exc:  # one container's trouble must not lose the others
+            ctx.warn(f"trivy on container {container.id[:12]} failed: {exc}", container=container.id)
+            continue
+        _store(ctx, name, report, f"container {container.id[:12]}")
+        own = container_only(report, by_image.get(container.image_id))
+        for finding in trivy.trivy_findings(own, f"container:{container.id}", ctx.step, (name,)):
             ctx.report(finding)
 
 
@@ -128,5 +177,6 @@ register(Step("scan.host", Phase.SCANS, scan_host, timeout=600,
               description="Docker Bench for Security: host, daemon, files, images, runtime, swarm"))  # fmt: skip
 register(Step("scan.lint", Phase.SCANS, scan_lint, timeout=1200,
               description="dockle's checkpoints for every image a container uses"))  # fmt: skip
-register(Step("scan.trivy", Phase.SCANS, scan_trivy, frozenset({Need.ENGINE}), tools=("trivy",), timeout=3600,
-              description="trivy (offline) on every image a container uses: secrets, misconfig, vulns with a DB"))  # fmt: skip
+register(Step("scan.trivy", Phase.SCANS, scan_trivy, tools=("trivy",), timeout=3600,
+              description="trivy (offline) on every image a container uses (engine export, else merged root from "
+                          "disk) and on each container's merged root from disk: secrets, misconfig, vulns with a DB"))  # fmt: skip

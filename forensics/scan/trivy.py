@@ -4,9 +4,13 @@
 vuln only when a vulnerability DB is there (``--trivy-cache DIR`` or ``$TRIVY_CACHE_DIR``
 holding ``db/trivy.db``). No download is ever attempted (offline flags, version check and
 telemetry off). Images are scanned from the engine's export stream (GET /images/{name}/get,
-read-only) written to a temporary tar, or from a ``docker save`` tar given by path; a
-container's writable layer is scanned as a plain directory (``trivy rootfs``, skipping
-/proc, /sys, /dev), never through a live mount of the suspect's root.
+read-only) written to a temporary tar, or from a ``docker save`` tar given by path; without
+the engine, from the image's merged root built from its layer dirs on disk (``trivy
+rootfs``). A container is scanned as its merged root (image layers, init layer, writable
+layer) built from disk into a private temp dir by :mod:`forensics.containers.merged`
+(``trivy rootfs``, skipping /proc, /sys, /dev), never through a live mount of the suspect's
+root. On the rootfs route trivy gives no layers: a secret's or misconfiguration's file is
+placed by our own merged view (the layer that last wrote it); vulnerabilities stay without one.
 """
 
 from __future__ import annotations
@@ -18,6 +22,8 @@ import tempfile
 from pathlib import Path
 from typing import Any
 
+from forensics.containers import merged
+from forensics.containers.merged import MergedRoot
 from forensics.errors import EnvironmentProblem, NotFound
 from forensics.findings import Finding, Severity
 from forensics.records import NotAvailable
@@ -76,6 +82,10 @@ class TrivyReport:
     stderr_tail: str
     raw: dict[str, Any] | None
     """trivy's JSON as it came."""
+    attribution: str = "trivy"
+    """Where item layers come from: ``trivy`` (image route) or what the rootfs route can say."""
+    merged: MergedRoot | None = None
+    """The merged root scanned on the rootfs route: layers, size, what was skipped."""
 
 
 def db_dir(option: Path | None) -> Path | NotAvailable:
@@ -174,19 +184,69 @@ def export_image(engine: Any, ref: str, dest: Path) -> None:
             out.write(chunk)
 
 
-def scan_image(host: Any, ref: str, cache_option: Path | None = None) -> TrivyReport:
-    """An image by name or id (through the engine's export), or a ``docker save`` tar by path."""
+ROOTFS_ATTRIBUTION = ("rootfs route: trivy gives no layers; secret and misconfig files are placed by the merged "
+                      "view built from disk (the layer that last wrote the file), vulnerabilities have none")  # fmt: skip
+
+
+def scan_image(
+    host: Any, ref: str, cache_option: Path | None = None, max_bytes: int = merged.MAX_BYTES
+) -> TrivyReport:
+    """An image by name or id (through the engine's export, else from its layer dirs on disk),
+    or a ``docker save`` tar by path."""
     forbidden = str(host.root) if str(host.root) != "/" else None
     if os.path.isfile(ref):
         return run_trivy("image", ref, ref, cache_option, forbidden)
     engine = host.engine()
     if isinstance(engine, NotAvailable):
-        raise EnvironmentProblem(f"scanning image {ref!r} needs the engine's export: {engine.reason}",
-                                 hint="Or pass a `docker save` tar file.")  # fmt: skip
+        if not host.disk().exists():
+            raise EnvironmentProblem(f"scanning image {ref!r} needs the engine's export or the docker data root "
+                                     f"on disk: {engine.reason}", hint="Or pass a `docker save` tar file.")  # fmt: skip
+        return scan_image_offline(host, ref, cache_option, max_bytes)
     with tempfile.TemporaryDirectory(prefix="forensics-export-") as scratch:
         tar = Path(scratch) / "image.tar"
         export_image(engine, ref, tar)
         return run_trivy("image", str(tar), ref, cache_option, forbidden)
+
+
+def scan_merged(
+    built: merged.Built, label: str, cache_option: Path | None, forbidden: str | None
+) -> TrivyReport:
+    """trivy rootfs over a merged root on disk; file items placed by the root's layer map."""
+    report = run_trivy("rootfs", built.path, label, cache_option, forbidden)
+    items = []
+    for item in report.items:
+        layer = item.layer
+        if item.kind in ("secret", "misconfig") and not layer:
+            path = b"/" + os.fsencode(_inside(item.target, built.path)).lstrip(b"/")
+            layer = merged.describe_layer(built.summary, built.layer_of.get(path))
+        items.append(dataclasses.replace(item, layer=layer))
+    return dataclasses.replace(report, items=items, attribution=ROOTFS_ATTRIBUTION, merged=built.summary)
+
+
+def _inside(target: str, root: str) -> str:
+    """trivy's Target (relative to the scanned dir, or absolute under it) as a path in the root."""
+    return target[len(root) :] if target.startswith(root + "/") else target
+
+
+def scan_image_offline(
+    host: Any, ref: str, cache_option: Path | None = None, max_bytes: int = merged.MAX_BYTES
+) -> TrivyReport:
+    """A local image from its layer dirs on disk (no engine): its merged root, ``trivy rootfs``."""
+    forbidden = str(host.root) if str(host.root) != "/" else None
+    with merged.image_root(host, ref, max_bytes) as built:
+        return scan_merged(built, f"image {ref} (merged root from disk)", cache_option, forbidden)
+
+
+def scan_container(
+    host: Any, ref: str, cache_option: Path | None = None, max_bytes: int = merged.MAX_BYTES
+) -> TrivyReport:
+    """A container's merged root (image layers, init layer, writable layer) from disk."""
+    forbidden = str(host.root) if str(host.root) != "/" else None
+    with merged.container_root(host, ref, max_bytes) as built:
+        cid = built.summary.subject.removeprefix("container:")
+        return scan_merged(
+            built, f"container {ref} ({cid[:12]}) merged root from disk", cache_option, forbidden
+        )
 
 
 def scan_dir(host: Any, path: str, label: str, cache_option: Path | None = None) -> TrivyReport:
