@@ -122,7 +122,16 @@ def run(
         out, err = proc.communicate(stdin, timeout=timeout)
     except subprocess.TimeoutExpired:
         _kill_group(proc)
-        out, err = proc.communicate()
+        try:
+            out, err = proc.communicate(timeout=5)
+        except subprocess.TimeoutExpired:
+            # A descendant that left the process group (setsid) still holds the pipes open:
+            # stop reading rather than wait for it.
+            for pipe in (proc.stdout, proc.stderr):
+                if pipe is not None:
+                    pipe.close()
+            proc.wait()
+            out, err = b"", b""
         return ToolRun(argv, None, out[:max_output], err[:max_output], time.monotonic() - started, True)
     except BaseException:
         _kill_group(proc)

@@ -8,8 +8,11 @@ marked incomplete in custody.json.
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
+import errno
 import importlib
+import json
 import os
 import signal
 import socket
@@ -29,7 +32,7 @@ from forensics.evidence.archive import SealedArchive, seal
 from forensics.evidence.custody import Custody
 from forensics.evidence.log import AcquisitionLog
 from forensics.evidence.names import segment
-from forensics.evidence.writer import EvidenceWriter, StepSink
+from forensics.evidence.writer import EvidenceFile, EvidenceWriter, StepSink
 from forensics.findings import Finding, deduplicate, finding_record
 from forensics.host.appliance import SelfView, look_at_self
 from forensics.records import NotAvailable, iso_utc, to_jsonable, utc_now
@@ -73,6 +76,36 @@ class TriageResult:
     complete: bool
     outcomes: list[StepOutcome]
     findings: list[Finding]
+
+
+_OUTPUT_FULL = (errno.ENOSPC, errno.EDQUOT, errno.EFBIG, errno.EIO, errno.EROFS)
+
+
+class _TriageWriter(EvidenceWriter):
+    """The evidence writer of one triage run, remembering every write that failed.
+
+    A full or failing output file system must not yield an archive that claims to be
+    complete: each failed write is kept, the acquisition log's own lost lines included
+    (the log cannot record its own loss, so those are counted, not raised).
+    """
+
+    def __init__(self, top: Path) -> None:
+        super().__init__(top)
+        self.write_errors: list[str] = []
+
+    def add_stream(self, name: str, chunks: Any, limit: int | None = None) -> EvidenceFile:
+        try:
+            return super().add_stream(name, chunks, limit)
+        except OSError as exc:
+            if exc.errno in _OUTPUT_FULL:
+                self.write_errors.append(f"{name}: {exc}")
+            raise
+
+    def append_line(self, name: str, line: str) -> None:
+        try:
+            super().append_line(name, line)
+        except OSError as exc:
+            self.write_errors.append(f"{name}: {exc}")
 
 
 class Interrupted(Exception):
@@ -164,7 +197,10 @@ def run_triage(
         raise EnvironmentProblem(f"output directory {output} is not writable")
     started = utc_now()
     stem = f"forensics-{_hostname(host)}-{started.strftime('%Y%m%dT%H%M%SZ')}"
-    writer = EvidenceWriter(output / stem)
+    try:
+        writer = _TriageWriter(output / stem)
+    except OSError as exc:
+        raise EnvironmentProblem(f"cannot create the staging directory in {output}: {exc}") from exc
     log = AcquisitionLog(writer)
     custody = Custody(
         case_id=options.case_id,
@@ -200,8 +236,18 @@ def run_triage(
     run = _Run(host, writer, log, options, state, findings, progress)
     outcomes = run.execute(plan)
     not_done = [o.name for o in outcomes if o.status in ("timeout", "not-run")]
-    custody.complete = not not_done
+    custody.complete = not not_done and not writer.write_errors
     custody.not_done = not_done
+    try:
+        return _seal_run(host, output, writer, log, custody, state, findings, outcomes, me)
+    except OSError as exc:
+        raise _sealing_failed(writer, output, custody, exc) from exc
+
+
+def _seal_run(host: HostContext, output: Path, writer: _TriageWriter, log: AcquisitionLog, custody: Custody,
+              state: dict[str, Any], findings: list[Finding], outcomes: list[StepOutcome],
+              me: SelfView) -> TriageResult:  # fmt: skip
+    not_done = custody.not_done
     final = [f for f in deduplicate(findings) if not _about_self(f, me)]
     writer.add_json("findings.json", {"count": len(final), "findings": [finding_record(f) for f in final]})
     writer.add_json("steps.json", outcomes)
@@ -220,13 +266,59 @@ def run_triage(
     if not isinstance(engine, NotAvailable):
         log.event("triage", "info", message="engine API calls", count=len(engine.calls),
                   methods=sorted({c.method for c in engine.calls}))  # fmt: skip
+    _check_writes(writer, custody, log)
     log.event("triage", "finished", complete=custody.complete, not_done=not_done)
     custody.ended_utc = iso_utc(utc_now())
     _write_reports(writer, custody, final, outcomes, state.get("containers") or [])
+    _check_writes(writer, custody, log)
     writer.add_json("custody.json", custody)
+    if writer.write_errors:
+        # A lost log line after custody.json was written: say so where it counts.
+        raise OSError(errno.EIO, f"evidence writes failed: {writer.write_errors[0]}")
     writer.write_manifest()
     archive = seal(writer.top, output)
     return TriageResult(archive, custody.complete, outcomes, final)
+
+
+def _check_writes(writer: _TriageWriter, custody: Custody, log: AcquisitionLog) -> None:
+    if writer.write_errors:
+        custody.complete = False
+        if "evidence-writes" not in custody.not_done:
+            custody.not_done.append("evidence-writes")
+        log.event("triage", "failed", message="evidence writes failed", count=len(writer.write_errors),
+                  first=writer.write_errors[:20])  # fmt: skip
+
+
+def _sealing_failed(
+    writer: _TriageWriter, output: Path, custody: Custody, exc: OSError
+) -> EnvironmentProblem:
+    """The output could not take the archive: keep the staging dir, marked incomplete, and say so.
+
+    A half-written ``.tar.gz.partial`` is removed (it frees the space the custody record
+    needs, and must never pass for an archive); custody.json in the staging dir is
+    rewritten with ``complete: false`` when there is room for it.
+    """
+    partial = output / (writer.top.name + ".tar.gz.partial")
+    with contextlib.suppress(OSError):
+        partial.unlink()
+    custody.complete = False
+    if "evidence-writes" not in custody.not_done:
+        custody.not_done.append("evidence-writes")
+    custody.ended_utc = custody.ended_utc or iso_utc(utc_now())
+    marked = "custody.json there says complete: false"
+    try:
+        target = writer.top / "custody.json"
+        target.unlink(missing_ok=True)
+        target.write_text(json.dumps(to_jsonable(custody), indent=2) + "\n", encoding="utf-8")
+    except OSError as second:
+        with contextlib.suppress(OSError):
+            (writer.top / "custody.json").unlink()  # a cut-off custody.json says nothing true
+        marked = f"custody.json could not be written ({second}): treat it as incomplete"
+    return EnvironmentProblem(
+        f"writing the evidence failed: {exc}. The collected files stay unsealed in {writer.top} "
+        f"({marked}); no archive was sealed",
+        hint="free space on the output file system (or choose another --output) and run the triage again",
+    )
 
 
 class _Run:

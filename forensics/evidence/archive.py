@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import hashlib
 import os
@@ -61,6 +62,26 @@ def seal(top: Path, output_dir: Path, keep_staging: bool = False) -> SealedArchi
     name = top.name + ".tar.gz"
     final = output_dir / name
     partial = output_dir / (name + ".partial")
+    checksum = output_dir / (name + ".sha256")
+    try:
+        hashing = _write(top, partial)
+        # The checksum first, then the rename: a failure (a full disk) leaves no .tar.gz at all,
+        # never one without its checksum or a half-written one under the final name.
+        checksum.write_text(f"{hashing.digest.hexdigest()}  {name}\n", encoding="utf-8")
+        os.replace(partial, final)
+    except FileExistsError:
+        raise  # another run's partial file: not ours to remove
+    except BaseException:
+        for leftover in (partial, checksum):
+            with contextlib.suppress(OSError):
+                leftover.unlink()
+        raise
+    if not keep_staging:
+        shutil.rmtree(top)
+    return SealedArchive(final, hashing.digest.hexdigest(), hashing.size, checksum)
+
+
+def _write(top: Path, partial: Path) -> _HashingFile:
     with open(partial, "xb") as raw:
         hashing = _HashingFile(raw)
         with tarfile.open(fileobj=hashing, mode="w:gz", format=tarfile.PAX_FORMAT) as tar:  # type: ignore[call-overload]
@@ -77,9 +98,4 @@ def seal(top: Path, output_dir: Path, keep_staging: bool = False) -> SealedArchi
                     )
         raw.flush()
         os.fsync(raw.fileno())
-    os.replace(partial, final)
-    checksum = output_dir / (name + ".sha256")
-    checksum.write_text(f"{hashing.digest.hexdigest()}  {name}\n", encoding="utf-8")
-    if not keep_staging:
-        shutil.rmtree(top)
-    return SealedArchive(final, hashing.digest.hexdigest(), hashing.size, checksum)
+    return hashing
