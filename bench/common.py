@@ -73,7 +73,7 @@ def run(argv: list[str], check: bool = True, env: dict[str, str] | None = None,
 
 def time_cmd(argv: list[str], repeat: int = 1, env: dict[str, str] | None = None,
              check: bool = True) -> tuple[float, subprocess.CompletedProcess[bytes]]:  # fmt: skip
-    return timed(lambda: run(argv, check=check, env=env), repeat)  # type: ignore[no-any-return]
+    return timed(lambda: run(argv, check=check, env=env), repeat)
 
 
 def client() -> docker.DockerClient:

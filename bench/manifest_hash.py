@@ -17,7 +17,9 @@ import os
 import shutil
 import sys
 import time
+from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
 if __name__ == "__main__":
     sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
@@ -48,7 +50,7 @@ def add_fd_all(paths: list[Path], out: Path) -> dict[str, str]:
     return digests
 
 
-def best(fn, repeat: int) -> tuple[float, object]:  # type: ignore[no-untyped-def]
+def best(fn: Callable[[], Any], repeat: int) -> tuple[float, Any]:
     """Fastest of ``repeat`` (the machine is shared: the best run is the least disturbed)."""
     times, result = [], None
     for _ in range(repeat):
