@@ -129,6 +129,26 @@ def _signals_interrupt() -> Iterator[None]:
             signal.signal(sig, old)
 
 
+@contextmanager
+def _signals_deferred() -> Iterator[None]:
+    """While the archive is sealed, SIGTERM and Ctrl-C are not obeyed: stopping half-way
+    would leave no archive at all, and sealing is bounded by what was collected. (Nothing is
+    logged: the acquisition log may already be under the manifest.)"""
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+
+    def note(signum: int, _frame: FrameType | None) -> None:
+        os.write(2, f"{signal.Signals(signum).name}: sealing the archive first\n".encode())
+
+    previous = {sig: signal.signal(sig, note) for sig in (signal.SIGTERM, signal.SIGINT)}
+    try:
+        yield
+    finally:
+        for sig, old in previous.items():
+            signal.signal(sig, old)
+
+
 class _Running:
     """One step running in its own thread."""
 
@@ -239,7 +259,8 @@ def run_triage(
     custody.complete = not not_done and not writer.write_errors
     custody.not_done = not_done
     try:
-        return _seal_run(host, output, writer, log, custody, state, findings, outcomes, me)
+        with _signals_deferred():
+            return _seal_run(host, output, writer, log, custody, state, findings, outcomes, me)
     except OSError as exc:
         raise _sealing_failed(writer, output, custody, exc) from exc
 

@@ -165,3 +165,17 @@ def test_independent_steps_run_side_by_side(tmp_path: Path) -> None:
     result = run_triage(_host(root), tmp_path / "out", TriageOptions(), argv=["x"], steps=plan)
     assert {o.name: o.status for o in result.outcomes} == {"p.waiter": "ok", "p.setter": "ok", "p.last": "ok"}
     assert order[-1] == "last"
+
+
+def test_signals_wait_while_the_archive_is_sealed() -> None:
+    import os
+    import signal
+
+    from forensics.triage import _signals_deferred
+
+    before = signal.getsignal(signal.SIGTERM)
+    with _signals_deferred():
+        os.kill(os.getpid(), signal.SIGTERM)  # would end the test process if obeyed
+        os.kill(os.getpid(), signal.SIGINT)  # would raise KeyboardInterrupt if obeyed
+        time.sleep(0.1)
+    assert signal.getsignal(signal.SIGTERM) is before
