@@ -39,11 +39,11 @@ def list_(
 
     terminal.containers(entries)
     if isinstance(api, NotAvailable):
-        terminal.err.print(f"engine not used: {api.reason}")
+        terminal.err.print(f"engine not used: {terminal.safe(api.reason)}")
     for finding in findings:
-        terminal.out.print(f"[red]{finding.severity.value}[/] {finding.title}")
+        terminal.out.print(f"[red]{finding.severity.value}[/] {terminal.safe(finding.title)}")
     for problem in inventory.problems:
-        terminal.err.print(f"problem: {problem.path}: {problem.message}")
+        terminal.err.print(f"problem: {terminal.safe(problem.path)}: {terminal.safe(problem.message)}")
 
 
 def _container(ctx: HostContext, ref: str) -> tuple[DiskContainer, ContainerLayers]:

@@ -116,7 +116,7 @@ def _scan(
     hits: list[MemoryHit] = []
     for base, data in chunks:
         for rule in RULES:
-            for m in rule.pattern.finditer(data):
+            for m in rule.matches(data):
                 at = base + m.start()
                 if (rule.id, at) in seen:
                     continue
