@@ -213,7 +213,7 @@ class RootFS:
                 raise PathNotFound(f"{display_path(path)!r} is missing")
             if not stat.S_ISDIR(resolved.stat.st_mode):
                 raise UnsafePath(f"{display_path(path)!r} is not a directory")
-            fd = os.open(name, _LIST_FLAGS, dir_fd=dir_fd)
+            fd = _open_noatime(name, dir_fd, _LIST_FLAGS)
             try:
                 return sorted(os.fsencode(n) for n in os.listdir(fd))
             finally:
@@ -235,7 +235,7 @@ class RootFS:
             return
         count = 0
         with self._walk(resolved.path, follow_final=False) as (parent, name, _res):
-            start = os.open(name, _LIST_FLAGS, dir_fd=parent)
+            start = _open_noatime(name, parent, _LIST_FLAGS)
         todo: list[tuple[int, bytes]] = [(start, resolved.path.rstrip(b"/"))]
         try:
             while todo:
@@ -259,7 +259,7 @@ class RootFS:
                         subdirs.append(entry)
                 for entry in reversed(subdirs):
                     try:
-                        sub = os.open(entry, _LIST_FLAGS, dir_fd=dir_fd)
+                        sub = _open_noatime(entry, dir_fd, _LIST_FLAGS)
                     except OSError:
                         continue
                     todo.append((sub, prefix + b"/" + entry))
@@ -277,16 +277,17 @@ class RootFS:
         return Path(os.fsdecode(self.root + resolved.path))
 
 
-def _open_noatime(name: bytes, dir_fd: int) -> int:
+def _open_noatime(name: bytes, dir_fd: int, flags: int = _READ_FLAGS) -> int:
+    """Open so that reading (a file's bytes, a directory's entries) leaves its atime alone."""
     if _O_NOATIME:
         try:
-            return os.open(name, _READ_FLAGS | _O_NOATIME, dir_fd=dir_fd)
+            return os.open(name, flags | _O_NOATIME, dir_fd=dir_fd)
         except PermissionError:
             pass  # O_NOATIME needs ownership or CAP_FOWNER; fall back without it.
         except OSError as exc:
             if exc.errno != errno.EPERM:
                 raise
-    return os.open(name, _READ_FLAGS, dir_fd=dir_fd)
+    return os.open(name, flags, dir_fd=dir_fd)
 
 
 def file_type(mode: int) -> str:

@@ -143,3 +143,17 @@ def test_intermediate_file_is_not_a_directory(hostile: tuple[Path, Path]) -> Non
 def test_nul_byte_refused(tmp_path: Path) -> None:
     with pytest.raises(UnsafePath):
         RootFS(tmp_path).resolve(b"/a\0b")
+
+
+def test_reading_leaves_atimes_alone(tmp_path: Path) -> None:
+    (tmp_path / "d").mkdir()
+    (tmp_path / "d" / "f").write_bytes(b"evidence")
+    old = 1_000_000_000
+    for p in (tmp_path / "d" / "f", tmp_path / "d"):
+        os.utime(p, (old, old))  # older than mtime + a day: relatime would update it
+    fs = RootFS(tmp_path)
+    assert fs.read_bytes("/d/f", 100) == b"evidence"
+    assert fs.listdir("/d") == [b"f"]
+    assert [p for p, _ in fs.walk("/d")] == [b"/d", b"/d/f"]
+    assert (tmp_path / "d" / "f").stat().st_atime == old
+    assert (tmp_path / "d").stat().st_atime == old
