@@ -61,7 +61,7 @@ def plan(quick: bool) -> dict[str, Callable[[], list[Row]]]:
             "image_layers": lambda: image_layers.rows([100]),
             "manifest_hash": lambda: manifest_hash.rows(128, 32, repeat=1),
             "process_monitor": lambda: process_monitor.rows(200, (1, 50), idle=3),
-            "triage_scale": lambda: triage_scale.rows([0, 5]),
+            "triage_scale": lambda: triage_scale.rows([0, 2, 5], repeat=1),
         }
     return {
         "container_diff": lambda: container_diff.rows(1_000) + container_diff.rows(20_000),
