@@ -38,16 +38,16 @@ DOC = REPO / "docs" / "benchmarks.md"
 CAUSES = {
     "container diff vs docker diff": (
         "the whole diff does what GET /changes does not: it opens every added or changed file "
-        "through RootFS (one dir fd per path component, each file opened twice: type sniff and "
-        "hash), SHA-256s it, and tries the rule table's globs one by one (cProfile of 20,000 files: "
+        "through RootFS (one dir fd per path component; open_regular ran twice per "
+        "file), SHA-256s it, and tries the rule table's globs one by one (cProfile of 20,000 files: "
         "about 40% safe opens and reads, 35% rule matching, 460,000 regex calls). The change list "
         "alone, the part docker diff gives, is under 1.0x."
     ),
     "image layers vs dive --ci": (
         "it reads and hashes every file of every layer, file by file through RootFS (thousands of "
         "small random reads on a cold cache, where dive reads one sequential `docker save` stream), "
-        "and the Python CLI's start costs about a second before any work, a third of the ~100 MB "
-        "figure. The gap narrows with size (1.1x at ~100 MB, 0.8x at ~500 MB)."
+        "and the Python CLI's start (`forensics --version`, in the row's note) is paid before any "
+        "work: at ~100 MB it is a large share of our time. The ratio improves with size."
     ),
 }
 """Likely causes of missed targets, from profiling (cProfile) on this machine."""
