@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import dataclasses
 import datetime as dt
+import json
 import re
 from collections.abc import Iterable, Iterator
 from typing import Any
@@ -121,6 +122,34 @@ def file_events(container: str, container_id: str, entries: Iterable[Any]) -> It
                 f"{meta.size} bytes) {where}", "container diff", container, container_id, path, sha,
                 (("kind", kind), ("flags", " ".join(entry.flags)), ("evidence", f"containers/{container_id}/diff.json")),
             )  # fmt: skip
+
+
+MAX_LOG_LINES = 20_000
+"""Log lines per container taken into the timeline (the whole log is in the archive)."""
+
+
+def log_events(container: str, container_id: str, lines: Iterable[bytes]) -> Iterator[TimelineEvent]:
+    """Each line of a container's json-file log (``{"log", "stream", "time"}``); a line that
+    is not such a record is passed over (it is still in the copied log)."""
+    evidence = f"containers/{container_id}/{container_id}-json.log"
+    for count, raw in enumerate(lines):
+        if count >= MAX_LOG_LINES:
+            return
+        try:
+            record = json.loads(raw)
+        except ValueError:
+            continue
+        if not isinstance(record, dict):
+            continue
+        moment = parse_time(record.get("time"))
+        if moment is None:
+            continue
+        stream = str(record.get("stream", ""))[:16]
+        text = str(record.get("log", "")).rstrip("\n")[:500]
+        yield TimelineEvent(
+            moment, "Container Log Line", f"{container} {stream}: {text}", "container log",
+            container, container_id, attributes=(("stream", stream), ("evidence", evidence)),
+        )  # fmt: skip
 
 
 def container_events(containers: Iterable[Any]) -> Iterator[TimelineEvent]:

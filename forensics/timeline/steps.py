@@ -16,7 +16,9 @@ import stat
 from typing import Any
 
 from forensics.containers.steps import selected
+from forensics.errors import UnsafePath
 from forensics.findings import Finding, deduplicate
+from forensics.host.rootfs import PathNotFound
 from forensics.records import display_path, utc_now
 from forensics.steps import Phase, Step, StepContext, register
 from forensics.timeline import bodyfile, events
@@ -46,6 +48,24 @@ def _body_entries(label: str, diff: Any) -> list[bodyfile.BodyEntry]:
             ctime=meta.ctime_ns // 1_000_000_000,
         ))  # fmt: skip
     return out
+
+
+MAX_LOG_READ = 16 * 1024 * 1024
+"""Bytes of a container's json-file log read for the timeline."""
+
+
+def _log_lines(ctx: StepContext, container_id: str) -> list[bytes]:
+    """The json-file log from disk, bounded; unreadable is a warning and no lines."""
+    disk = ctx.host.disk()
+    path = disk.path("containers", container_id, f"{container_id}-json.log")
+    try:
+        with ctx.host.rootfs().open_regular(path, follow=False) as (fd, _st):
+            data = os.read(fd, MAX_LOG_READ)
+    except (UnsafePath, OSError) as exc:
+        if not isinstance(exc, PathNotFound):
+            ctx.warn(f"container {container_id[:12]}: log unreadable for the timeline: {exc}")
+        return []
+    return data.splitlines()
 
 
 def build(ctx: StepContext) -> None:
@@ -79,6 +99,12 @@ def build(ctx: StepContext) -> None:
             ):
                 path = display_path(entry.path)
                 files[path] = (moment, f"Content Modification Time of {path}")
+
+    for container in disk_containers:
+        if container.id != own_container:
+            timeline.extend(
+                events.log_events(names[container.id], container.id, _log_lines(ctx, container.id))
+            )
 
     for event in events.container_events(disk_containers):
         timeline.append(event)

