@@ -11,6 +11,7 @@ and ANALYSES_LANDED turns that assertion on.
 from __future__ import annotations
 
 import hashlib
+import html
 import json
 import os
 import re
@@ -108,6 +109,25 @@ def test_manifest_checks_with_sha256sum_and_covers_every_file(triage: Triage) ->
     assert present - {"MANIFEST.sha256"} == listed
 
 
+def test_reports_and_timelines_are_in_the_manifest(triage: Triage) -> None:
+    manifest = (triage.top / "MANIFEST.sha256").read_text().splitlines()
+    listed = {line.split(maxsplit=1)[1].lstrip("*") for line in manifest}
+    wanted = {
+        "report.html",
+        "report.md",
+        "findings.sarif",
+        "timeline/bodyfile.txt",
+        "timeline/timesketch.jsonl",
+    }
+    assert wanted <= listed
+    page = (triage.top / "report.html").read_text()
+    for finding in _json(triage.top, "findings.json")["findings"][:20]:
+        assert html.escape(finding["title"], quote=True) in page
+    assert _json(triage.top, "findings.sarif")["version"] == "2.1.0"
+    body = (triage.top / "timeline/bodyfile.txt").read_text()
+    assert "/var/www/html/wp-content/uploads/2024/05/wp-cache.php" in body
+
+
 def test_triage_is_complete_and_no_step_failed(triage: Triage) -> None:
     custody = _json(triage.top, "custody.json")
     assert custody["complete"] is True and custody["not_done"] == []
@@ -189,7 +209,9 @@ def test_nothing_is_found_wrong_with_the_untouched_control(triage: Triage) -> No
     ]
     assert about == []
     hardening = [f for f in _findings(triage) if f["subject"] in subjects and f["rule"].startswith(HARDENING)]
-    assert hardening, "docker-bench's checks should have something to say about a root container without limits"
+    assert hardening, (
+        "docker-bench's checks should have something to say about a root container without limits"
+    )
 
 
 # --- read, don't touch ------------------------------------------------------------------
