@@ -216,7 +216,8 @@ def enrich(
         if raw.new is not None and stat.S_ISREG(raw.new.st_mode):
             if budget > 0:
                 sha, head = _read(fs, raw.path, min(hash_limit, budget), Matcher.window(wanted))
-                budget -= raw.new.st_size
+                if isinstance(sha, str):  # only what was hashed: a file over the limit costs nothing
+                    budget -= raw.new.st_size
             else:
                 sha = NotAvailable(f"the {MAX_HASH_TOTAL}-byte hash budget of this container is spent")
         elif raw.new is not None and stat.S_ISLNK(raw.new.st_mode):

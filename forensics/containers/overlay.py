@@ -141,9 +141,20 @@ def _fgetxattr(fd: int, name: str) -> bytes | None:
         raise
 
 
+def _dir_fd(name: bytes | str, dir_fd: int | None = None) -> int:
+    """A directory fd whose listing leaves the directory's atime alone (``O_NOATIME``
+    needs ownership or CAP_FOWNER: without it, opened plainly)."""
+    if _O_NOATIME:
+        try:
+            return os.open(name, _DIR_FLAGS | _O_NOATIME, dir_fd=dir_fd)
+        except PermissionError:
+            pass
+    return os.open(name, _DIR_FLAGS, dir_fd=dir_fd)
+
+
 @contextlib.contextmanager
 def _open_dir(name: bytes | str, dir_fd: int | None = None) -> Iterator[int]:
-    fd = os.open(name, _DIR_FLAGS, dir_fd=dir_fd)
+    fd = _dir_fd(name, dir_fd)
     try:
         yield fd
     finally:
@@ -265,7 +276,7 @@ class _Walk:
                 if not stat.S_ISDIR(st.st_mode):
                     break
                 try:
-                    sub = os.open(name, _DIR_FLAGS, dir_fd=fd)
+                    sub = _dir_fd(name, fd)
                 except OSError as exc:
                     self.problem(path, f"lower layer {layer}: cannot open: {exc.strerror}")
                     break
@@ -393,11 +404,11 @@ def compute_changes(
     try:
         for index, lower in enumerate(lowers):
             try:
-                opened.append((index, os.open(lower, _DIR_FLAGS)))
+                opened.append((index, _dir_fd(lower)))
             except OSError as exc:
                 walk.problem(os.fsencode(lower), f"lower layer {index} cannot be opened: {exc.strerror}")
         try:
-            upper_fd = os.open(upper, _DIR_FLAGS)
+            upper_fd = _dir_fd(upper)
         except OSError as exc:
             shown = display_path(os.fsencode(upper))
             raise EnvironmentProblem(f"the writable layer {shown} cannot be opened: {exc.strerror}") from exc
