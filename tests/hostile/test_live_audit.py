@@ -143,9 +143,10 @@ def test_native_triage_over_a_hostile_container_reads_only_and_runs_nothing(
     try:
         argv = [FORENSICS, "triage", "--root", "/", "--docker-host", f"unix://{tmp_path / 'docker.sock'}",
                 "--containers", hostile_container, "-o", str(out), "--json"]  # fmt: skip
-        for area in ("engine", "host", "disk", "containers"):
-            argv += ["--only", area]
-        proc = subprocess.Popen(argv, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+        # The whole triage, every step (the monitor shortened): processes, memory dumps, images,
+        # binaries, scans and timelines are audited too, not only the inventory.
+        env = {**os.environ, "FORENSICS_MONITOR_SECONDS": "1"}
+        proc = subprocess.Popen(argv, stdout=subprocess.PIPE, stderr=subprocess.PIPE, env=env)
         stdout, stderr = proc.communicate(timeout=900)
     finally:
         watch.close()
