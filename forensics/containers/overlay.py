@@ -461,12 +461,7 @@ def locate(stack: Sequence[str | bytes], path: bytes) -> tuple[Located | None, l
     if len(parts) > MAX_DEPTH:
         return None, [f"{display_path(path)}: deeper than {MAX_DEPTH} directories"]
     with contextlib.ExitStack() as stack_fds:
-        current: list[tuple[int, int]] = []
-        for index, layer in enumerate(stack):
-            try:
-                current.append((index, stack_fds.enter_context(_open_dir(layer))))
-            except OSError as exc:
-                walk.problem(os.fsencode(layer), f"layer {index} cannot be opened: {exc.strerror}")
+        current = _open_layers(stack, stack_fds, walk)
         if not parts:
             if not current:
                 return None, walk.problems
@@ -485,6 +480,19 @@ def locate(stack: Sequence[str | bytes], path: bytes) -> tuple[Located | None, l
     return None, walk.problems
 
 
+def _open_layers(
+    stack: Sequence[str | bytes], fds: contextlib.ExitStack, walk: _Walk
+) -> list[tuple[int, int]]:
+    """(layer index, directory fd) of each layer's root that opens; the others are problems."""
+    opened: list[tuple[int, int]] = []
+    for index, layer in enumerate(stack):
+        try:
+            opened.append((index, fds.enter_context(_open_dir(layer))))
+        except OSError as exc:
+            walk.problem(os.fsencode(layer), f"layer {index} cannot be opened: {exc.strerror}")
+    return opened
+
+
 def list_merged(stack: Sequence[str | bytes], path: bytes) -> tuple[dict[bytes, Located] | None, list[str]]:
     """The entries of directory ``path`` in the merged view of ``stack`` (top first).
 
@@ -496,12 +504,7 @@ def list_merged(stack: Sequence[str | bytes], path: bytes) -> tuple[dict[bytes, 
     if b".." in parts or len(parts) > MAX_DEPTH:
         return None, [f"{display_path(path)}: not a plain absolute path"]
     with contextlib.ExitStack() as stack_fds:
-        current: list[tuple[int, int]] = []
-        for index, layer in enumerate(stack):
-            try:
-                current.append((index, stack_fds.enter_context(_open_dir(layer))))
-            except OSError as exc:
-                walk.problem(os.fsencode(layer), f"layer {index} cannot be opened: {exc.strerror}")
+        current = _open_layers(stack, stack_fds, walk)
         here = b""
         for name in parts:
             here += b"/" + name
