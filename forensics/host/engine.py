@@ -1,22 +1,17 @@
 """The Engine API, read-only.
 
-``ReadOnlyAPIClient`` refuses every HTTP method but GET and HEAD at the one place all
-requests of the docker SDK pass through (``requests.Session.request``), so no code path,
-ours or the SDK's, can exec, start, pause or change anything. Each call is also recorded,
-so the acquisition log can show what the daemon was asked.
+Every request goes through :class:`forensics.host.engine_client.ReadOnlyAPIClient`, which
+refuses every HTTP method but GET and HEAD before anything is sent and records each call,
+so the acquisition log can show what the daemon was asked. The docker SDK is imported
+only when an :class:`Engine` is built: importing this module costs nothing.
 """
 
 from __future__ import annotations
 
 import dataclasses
-import threading
-import time
 from typing import Any
 
-import docker
-import requests
-
-from forensics.errors import EngineUnavailable, ReadOnlyViolation
+from forensics.errors import EngineUnavailable
 
 ALLOWED_METHODS = frozenset({"GET", "HEAD"})
 DEFAULT_TIMEOUT = 30
@@ -32,34 +27,15 @@ class ApiCall:
     seconds: float
 
 
-class ReadOnlyAPIClient(docker.APIClient):
-    """A docker low-level client that can only read."""
-
-    def __init__(self, *args: Any, **kwargs: Any) -> None:
-        self.calls: list[ApiCall] = []
-        self._calls_lock = threading.Lock()
-        super().__init__(*args, **kwargs)
-
-    def request(self, method: str | bytes, url: str | bytes, *args: Any, **kwargs: Any) -> Any:
-        verb = method.decode() if isinstance(method, bytes) else method
-        if verb.upper() not in ALLOWED_METHODS:
-            raise ReadOnlyViolation(f"refused {verb} {url!r}: the Engine API is used read-only")
-        started = time.monotonic()
-        status = None
-        try:
-            response = super().request(method, url, *args, **kwargs)
-            status = response.status_code
-            return response
-        finally:
-            call = ApiCall(verb.upper(), str(url), status, time.monotonic() - started)
-            with self._calls_lock:
-                self.calls.append(call)
-
-
 class Engine:
     """The read calls the product makes, each returning the daemon's JSON as it came."""
 
     def __init__(self, base_url: str, timeout: int = DEFAULT_TIMEOUT) -> None:
+        import docker
+        import requests
+
+        from forensics.host.engine_client import ReadOnlyAPIClient
+
         self.base_url = base_url
         try:
             self.api = ReadOnlyAPIClient(base_url=base_url, version="auto", timeout=timeout)
@@ -107,6 +83,9 @@ class Engine:
 
     def knows_container(self, container_id: str) -> bool | None:
         """Whether the daemon knows the container now; None when it could not say."""
+        import docker
+        import requests
+
         try:
             self.api.inspect_container(container_id)
             return True

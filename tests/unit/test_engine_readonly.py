@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 
 from forensics.errors import ReadOnlyViolation
-from forensics.host.engine import ReadOnlyAPIClient
+from forensics.host.engine_client import ReadOnlyAPIClient
 
 
 def test_writes_are_refused_before_sending(tmp_path: Path) -> None:
