@@ -31,15 +31,12 @@ import ppdeep
 from forensics.binary import filetype, indicators, r2
 from forensics.binary.budget import Budget
 from forensics.binary.elf import analyse_elf
+from forensics.binary.limits import BUDGET, MAX_BYTES
 from forensics.binary.records import BinaryReport, FileType, Hashes, R2Result
 from forensics.binary.strings import MAX_STRINGS, iter_strings
 from forensics.errors import NotFound, UsageProblem
 from forensics.records import NotAvailable
 
-MAX_BYTES = 64 * 1024 * 1024
-"""Bytes of a file the native analysis looks at (the whole file is still hashed)."""
-BUDGET = 60.0
-"""Seconds for the native analysis of one file."""
 FUZZY_LIMIT = 16 * 1024 * 1024
 """Largest file given a fuzzy hash: ppdeep is pure Python (about 1 MB/s here)."""
 FUZZY_SECONDS_PER_BYTE = 2e-6

@@ -5,12 +5,8 @@ from typing import Annotated
 
 import typer
 
-from forensics.binary.analyze import BUDGET, MAX_BYTES, Options, analyse_fd, open_host_file
-from forensics.binary.locate import find_container, locate
+from forensics.binary.limits import BUDGET, MAX_BYTES
 from forensics.cli.common import DockerHost, Json, NoEngine, Root, emit_json, host_context
-from forensics.errors import NotFound, UsageProblem
-from forensics.host.rootfs import NotRegularFile, PathNotFound
-from forensics.records import display_path
 
 app = typer.Typer(
     help="Static binary triage: native ELF analysis, radare2 beside it when r2 is on PATH. Never executes.",
@@ -43,6 +39,12 @@ def analyze(
     no_engine: NoEngine = False,
 ) -> None:
     """Hashes, type, ELF structure, strings, indicators and a verdict for one file."""
+    from forensics.binary.analyze import Options, analyse_fd, open_host_file
+    from forensics.binary.locate import find_container, locate
+    from forensics.errors import NotFound, UsageProblem
+    from forensics.host.rootfs import NotRegularFile, PathNotFound
+    from forensics.records import display_path
+
     ctx = host_context(root, docker_host, no_engine)  # files come from disk; the engine is never asked
     forbidden = str(ctx.root) if str(ctx.root) != "/" else None
     options = Options(max_bytes=max_bytes, budget=budget, radare2=not no_r2, forbidden_root=forbidden)

@@ -5,12 +5,12 @@ from __future__ import annotations
 import json
 import sys
 from pathlib import Path
-from typing import Annotated, Any
+from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 
-from forensics.context import HostContext
-from forensics.records import to_jsonable
+if TYPE_CHECKING:
+    from forensics.context import HostContext
 
 Json = Annotated[bool, typer.Option("--json", help="Machine-readable JSON on stdout.")]
 Root = Annotated[
@@ -28,9 +28,13 @@ NoEngine = Annotated[bool, typer.Option("--no-engine", help="Work from disk alon
 
 
 def host_context(root: Path | None, docker_host: str | None, no_engine: bool) -> HostContext:
+    from forensics.context import HostContext
+
     return HostContext.build(root, docker_host, no_engine)
 
 
 def emit_json(value: Any) -> None:
+    from forensics.records import to_jsonable
+
     json.dump(to_jsonable(value), sys.stdout, indent=2, ensure_ascii=False)
     sys.stdout.write("\n")

@@ -3,18 +3,18 @@ from __future__ import annotations
 import os
 import sys
 from pathlib import Path
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated
 
 import typer
 
 from forensics.cli.common import DockerHost, Json, NoEngine, Root, emit_json, host_context
-from forensics.containers.diff import MAX_HASH, DiffOptions, analyse, diff_record
-from forensics.containers.extract import MAX_FILE
-from forensics.containers.layers import ContainerLayers, container_layers, resolve_container
-from forensics.containers.listing import merge
-from forensics.context import HostContext
-from forensics.host.disk import DiskContainer
+from forensics.containers.limits import MAX_FILE, MAX_HASH
 from forensics.records import NotAvailable
+
+if TYPE_CHECKING:
+    from forensics.containers.layers import ContainerLayers
+    from forensics.context import HostContext
+    from forensics.host.disk import DiskContainer
 
 app = typer.Typer(help="Containers: list, diff, extract, compare (read from disk).", no_args_is_help=True)
 
@@ -24,6 +24,8 @@ def list_(
     json: Json = False, root: Root = None, docker_host: DockerHost = None, no_engine: NoEngine = False
 ) -> None:
     """Every container, from the Engine API and from disk, with which side knows it."""
+    from forensics.containers.listing import merge
+
     ctx = host_context(root, docker_host, no_engine)
     disk = ctx.disk()
     disk.require()
@@ -47,6 +49,8 @@ def list_(
 
 
 def _container(ctx: HostContext, ref: str) -> tuple[DiskContainer, ContainerLayers]:
+    from forensics.containers.layers import container_layers, resolve_container
+
     disk = ctx.disk()
     disk.require()
     inventory = disk.inventory()
@@ -75,6 +79,8 @@ def diff_(
     Each change with its metadata, hash, the image layer of the original, and the flags of
     the suspicious-change rules and YARA.
     """
+    from forensics.containers.diff import DiffOptions, analyse, diff_record
+
     ctx = host_context(root, docker_host, no_engine)
     found, layers = _container(ctx, container)
     options = DiffOptions(hash_limit=max_hash_size, yara=not no_yara, engine=ctx.engine())
@@ -173,6 +179,7 @@ def shell_(
     The appliance's bash in the container's pid, net, ipc and uts namespaces, with a /proc of
     its own; the container's files under $CROOT, to read, never to run.
     """
+    from forensics.containers.layers import resolve_container
     from forensics.containers.shell import plan_shell
     from forensics.errors import EnvironmentProblem
 

@@ -7,7 +7,6 @@ import typer
 
 from forensics.cli.common import Json, emit_json
 from forensics.errors import EXIT_CHECK_FAILED
-from forensics.evidence.verify import verify
 
 app = typer.Typer(help="Evidence archives: verify.", no_args_is_help=True)
 
@@ -18,6 +17,8 @@ def verify_(
     json: Json = False,
 ) -> None:
     """Recompute every hash; exit 1 with the changed, missing and extra files."""
+    from forensics.evidence.verify import verify
+
     result = verify(target)
     if json:
         emit_json({**{k: v for k, v in vars(result).items()}, "intact": result.intact})

@@ -8,14 +8,16 @@ it), or the path of a ``docker save`` tar or an OCI layout (tar or directory).
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Annotated, Any
+from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 
 from forensics.cli.common import DockerHost, Json, NoEngine, Root, emit_json, host_context
-from forensics.images import analysis
-from forensics.images.source import ImageSource, open_image
 from forensics.records import NotAvailable, display_path, path_record
+
+if TYPE_CHECKING:
+    from forensics.images import analysis
+    from forensics.images.source import ImageSource
 
 app = typer.Typer(
     help="Images: inspect, history, dockerfile, layers, files, search, diff; extract (safe).",
@@ -30,16 +32,22 @@ FromEngine = Annotated[
 
 
 def _open(ref: str, root: Any, docker_host: str | None, no_engine: bool, from_engine: bool) -> ImageSource:
+    from forensics.images.source import open_image
+
     return open_image(host_context(root, docker_host, no_engine), ref, from_engine=from_engine)
 
 
 def _scan(ref: str, root: Any, docker_host: str | None, no_engine: bool, from_engine: bool,
           search: bool = False) -> analysis.ImageScan:  # fmt: skip
+    from forensics.images import analysis
+
     source = _open(ref, root, docker_host, no_engine, from_engine)
     return analysis.scan_image(source, analysis.ScanOptions(search=search))
 
 
 def inspect_record(scan: analysis.ImageScan) -> dict[str, Any]:
+    from forensics.images import analysis
+
     cfg = scan.config.get("config") if isinstance(scan.config.get("config"), dict) else {}
     assert isinstance(cfg, dict)
     return {
@@ -103,6 +111,8 @@ def inspect_(image: ImageRef, json: Json = False, root: Root = None, docker_host
 def history_(image: ImageRef, json: Json = False, root: Root = None, docker_host: DockerHost = None,
              no_engine: NoEngine = False, from_engine: FromEngine = False) -> None:  # fmt: skip
     """Every history entry, untruncated, empty layers included, with its layer digest and size."""
+    from forensics.images import analysis
+
     scan = _scan(image, root, docker_host, no_engine, from_engine)
     entries = analysis.history(scan)
     if json:
@@ -128,6 +138,8 @@ def _paths(paths: tuple[bytes, ...]) -> list[dict[str, str]]:
 def layers_(image: ImageRef, json: Json = False, root: Root = None, docker_host: DockerHost = None,
             no_engine: NoEngine = False, from_engine: FromEngine = False) -> None:  # fmt: skip
     """Per layer: digest, size, command, files added/changed/deleted; and dive's efficiency figures."""
+    from forensics.images import analysis
+
     scan = _scan(image, root, docker_host, no_engine, from_engine)
     changes = analysis.layer_changes(scan)
     eff = analysis.efficiency(scan)
@@ -159,6 +171,8 @@ def layers_(image: ImageRef, json: Json = False, root: Root = None, docker_host:
 def files_(image: ImageRef, json: Json = False, root: Root = None, docker_host: DockerHost = None,
            no_engine: NoEngine = False, from_engine: FromEngine = False) -> None:  # fmt: skip
     """Every path of the final file system: supplying layer, type, mode, owner, size, SHA-256."""
+    from forensics.images import analysis
+
     scan = _scan(image, root, docker_host, no_engine, from_engine)
     final = analysis.final_files(scan)
     rows = [{**path_record(p), "layer": f.layer, "type": f.record.type, "mode": f"{f.record.mode:04o}",
@@ -183,6 +197,8 @@ def files_(image: ImageRef, json: Json = False, root: Root = None, docker_host: 
 def search_(image: ImageRef, json: Json = False, root: Root = None, docker_host: DockerHost = None,
             no_engine: NoEngine = False, from_engine: FromEngine = False) -> None:  # fmt: skip
     """Suspicious names, secrets in files, ENV and history, and files hidden in history."""
+    from forensics.images import analysis
+
     scan = _scan(image, root, docker_host, no_engine, from_engine, search=True)
     hits = analysis.search(scan)
     findings = analysis.search_findings(scan, hits, "image.search", ())
@@ -205,6 +221,7 @@ def dockerfile_(image: ImageRef, json: Json = False, root: Root = None, docker_h
                 no_engine: NoEngine = False, from_engine: FromEngine = False) -> None:  # fmt: skip
     """A Dockerfile reconstructed from the history (dfimage/whaler), FROM inferred from local images."""
     from forensics.images import dockerfile
+    from forensics.images.source import open_image
 
     ctx = host_context(root, docker_host, no_engine)
     source = open_image(ctx, image, from_engine=from_engine)
@@ -322,6 +339,7 @@ def extract_(image: ImageRef,
              from_engine: FromEngine = False) -> None:  # fmt: skip
     """Safe extraction: nothing outside DIR, no escaping links, no devices or FIFOs, setuid/setgid cleared."""
     from forensics.images import extract as image_extract
+    from forensics.images.source import open_image
 
     ctx = host_context(root, docker_host, no_engine)
     opened: list[ImageSource] = []

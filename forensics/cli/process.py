@@ -7,15 +7,17 @@ import os
 import tempfile
 from collections.abc import Iterator
 from pathlib import Path
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated
 
 import typer
 
 from forensics.cli.common import DockerHost, Json, NoEngine, Root, emit_json, host_context
-from forensics.context import HostContext
 from forensics.errors import EnvironmentProblem
-from forensics.evidence.collection import Collection, collection
 from forensics.records import NotAvailable
+
+if TYPE_CHECKING:
+    from forensics.context import HostContext
+    from forensics.evidence.collection import Collection
 
 app = typer.Typer(help="Processes: inventory, pspy-style monitor, strace capture.", no_args_is_help=True)
 
@@ -158,5 +160,7 @@ def trace(
 @contextlib.contextmanager
 def sealed(output: Path, stem: str) -> Iterator[Collection]:
     """A standalone archive for one command: custody.json, manifest, sealed at the end."""
+    from forensics.evidence.collection import collection
+
     with collection(output, stem) as writer:
         yield writer

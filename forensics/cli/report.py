@@ -8,8 +8,6 @@ import typer
 
 from forensics.cli.common import Json, emit_json
 from forensics.errors import UsageProblem
-from forensics.report import document, sarif
-from forensics.report.view import load
 
 
 def report(
@@ -18,6 +16,9 @@ def report(
     json: Json = False,
 ) -> None:
     """Re-render report.md, report.html and findings.sarif from an archive (the archive is not changed)."""
+    from forensics.report import document, sarif
+    from forensics.report.view import load
+
     view = load(archive)
     output.mkdir(parents=True, exist_ok=True)
     written = []

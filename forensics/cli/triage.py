@@ -9,8 +9,6 @@ import typer
 
 from forensics.cli.common import DockerHost, Json, NoEngine, Root, emit_json, host_context
 from forensics.errors import EXIT_ENVIRONMENT
-from forensics.steps import TriageOptions
-from forensics.triage import run_triage
 
 DEFAULT_OUTPUT = Path(os.environ.get("FORENSICS_OUTPUT", "evidence"))
 
@@ -71,6 +69,8 @@ def triage(
 ) -> None:
     """Collect everything into one evidence archive: <output>/forensics-<host>-<UTC>.tar.gz."""
     from forensics.report import terminal
+    from forensics.steps import TriageOptions
+    from forensics.triage import run_triage
 
     settings = step_settings(all_images, monitor_seconds, dump, dump_budget_mb)
     for name, value in settings.items():

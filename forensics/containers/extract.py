@@ -21,6 +21,7 @@ from typing import Any
 from forensics import __version__
 from forensics.containers.diff import ContainerDiff, FileMeta
 from forensics.containers.layers import ContainerLayers, Layer, host_path
+from forensics.containers.limits import MAX_FILE
 from forensics.containers.overlay import Located, list_merged, locate
 from forensics.errors import EnvironmentProblem, UnsafePath
 from forensics.evidence.archive import SealedArchive, seal
@@ -31,8 +32,6 @@ from forensics.host.disk import DiskContainer
 from forensics.host.rootfs import RootFS
 from forensics.records import display_path, iso_utc, path_record, to_jsonable, utc_now
 
-MAX_FILE = 100 * 1024 * 1024
-"""Default per-file cap, in bytes."""
 MAX_FILES = 100_000
 """Entries extracted from one request (a directory is walked up to this many)."""
 MAX_TOTAL = 4 * 1024 * 1024 * 1024

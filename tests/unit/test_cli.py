@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import json
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
@@ -67,3 +69,49 @@ def test_verify_exit_codes(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -
     archive.write_bytes(bytes(data))
     assert main(["evidence", "verify", "--json", str(archive)]) == 1
     assert main(["evidence", "verify", str(tmp_path / "nothing")]) == 2
+
+
+HEAVY = (
+    "docker", "requests", "urllib3", "capstone", "elftools", "ppdeep", "forensics.binary.analyze",
+    "forensics.containers.diff", "forensics.containers.extract", "forensics.images.analysis",
+    "forensics.images.source", "forensics.triage", "forensics.report.document", "forensics.evidence.verify",
+)  # fmt: skip
+"""Modules a command imports when it runs; the CLI's start must not (about 0.5 s in all)."""
+
+
+def _loaded_after(argv: list[str]) -> set[str]:
+    """The modules of HEAVY that a fresh interpreter holds after ``forensics ARGV``."""
+    code = (
+        "import json, sys\nfrom forensics.cli import main\ncode = main(json.loads(sys.argv[1]))\n"
+        "print(json.dumps(sorted(m for m in json.loads(sys.argv[2]) if m in sys.modules)))\n"
+        "sys.exit(code)"
+    )
+    done = subprocess.run([sys.executable, "-c", code, json.dumps(argv), json.dumps(HEAVY)],
+                          capture_output=True, text=True, timeout=120, check=False)  # fmt: skip
+    assert done.returncode == 0, done.stderr
+    return set(json.loads(done.stdout.splitlines()[-1]))
+
+
+@pytest.mark.parametrize(
+    "argv", [["--version"], ["--help"], ["image", "layers", "--help"], ["container", "--help"]]
+)
+def test_start_imports_no_command_module(argv: list[str]) -> None:
+    assert _loaded_after(argv) == set()
+
+
+def test_image_layers_from_disk_never_loads_the_docker_sdk(tmp_path: Path) -> None:
+    # An engine address is given: still, a disk source needs no engine, so none is built.
+    root = fake_host(tmp_path)
+    loaded = _loaded_after(["image", "layers", "victim:latest", "--json", "--root", str(root),
+                            "--docker-host", f"unix://{tmp_path}/no.sock"])  # fmt: skip
+    assert loaded == {"forensics.images.analysis", "forensics.images.source"}
+
+
+def test_limits_the_cli_shows_are_the_analyses_own() -> None:
+    from forensics.binary import analyze
+    from forensics.binary.limits import BUDGET, MAX_BYTES
+    from forensics.containers import diff, extract, limits
+
+    assert (analyze.BUDGET, analyze.MAX_BYTES) == (BUDGET, MAX_BYTES)
+    assert diff.MAX_HASH == limits.MAX_HASH
+    assert extract.MAX_FILE == limits.MAX_FILE

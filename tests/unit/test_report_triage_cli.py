@@ -11,8 +11,8 @@ from typing import Any
 
 import pytest
 
+from forensics import triage
 from forensics.cli import main
-from forensics.cli import triage as cli_triage
 from forensics.findings import Finding, Severity
 from forensics.steps import Phase, Step, StepContext
 from forensics.triage import run_triage
@@ -34,7 +34,8 @@ def only_our_step(monkeypatch: pytest.MonkeyPatch) -> None:
     def plan(*args: Any, **kwargs: Any) -> Any:
         return run_triage(*args, **kwargs, steps=[Step("t.seen", Phase.SCANS, _seen)])
 
-    monkeypatch.setattr(cli_triage, "run_triage", plan)
+    # The CLI imports run_triage when the command runs (not at start-up), from this module.
+    monkeypatch.setattr(triage, "run_triage", plan)
 
 
 def _seen_in(archive: str) -> dict[str, Any]:
