@@ -38,11 +38,11 @@ def _open(ref: str, root: Any, docker_host: str | None, no_engine: bool, from_en
 
 
 def _scan(ref: str, root: Any, docker_host: str | None, no_engine: bool, from_engine: bool,
-          search: bool = False) -> analysis.ImageScan:  # fmt: skip
+          search: bool = False, content: bool = True) -> analysis.ImageScan:  # fmt: skip
     from forensics.images import analysis
 
     source = _open(ref, root, docker_host, no_engine, from_engine)
-    return analysis.scan_image(source, analysis.ScanOptions(search=search))
+    return analysis.scan_image(source, analysis.ScanOptions(search=search, content=content))
 
 
 def inspect_record(scan: analysis.ImageScan) -> dict[str, Any]:
@@ -140,7 +140,8 @@ def layers_(image: ImageRef, json: Json = False, root: Root = None, docker_host:
     """Per layer: digest, size, command, files added/changed/deleted; and dive's efficiency figures."""
     from forensics.images import analysis
 
-    scan = _scan(image, root, docker_host, no_engine, from_engine)
+    # Paths, types and sizes are all this needs: no file's bytes are read.
+    scan = _scan(image, root, docker_host, no_engine, from_engine, content=False)
     changes = analysis.layer_changes(scan)
     eff = analysis.efficiency(scan)
     if json:

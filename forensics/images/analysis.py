@@ -4,6 +4,9 @@ dive's efficiency figures, the final file system and the secret search, all from
 :func:`scan_image` walks the source once (trivy's one-walk rule): each entry's metadata
 is kept, each regular file is hashed and its first bytes are offered to the secret rules
 while its bytes stream past. Everything else works on the resulting :class:`ImageScan`.
+With ``ScanOptions(content=False)`` the walk keeps metadata only and asks for no file's
+bytes: a disk source then opens no file at all, and a stream source skips past them
+(still hashing the layer, so its digest checks stand).
 
 Whiteouts follow the OCI layer spec: a layer's whiteouts apply to the layers below it
 only; ``.wh.<name>`` deletes ``<name>`` and everything under it, ``.wh..wh..opq`` hides
@@ -44,7 +47,8 @@ class FileRecord:
     mtime: float
     link: bytes
     sha256: str | NotAvailable | None
-    """Content hash for regular files (and hard links, the target's); None otherwise."""
+    """Content hash for regular files (and hard links, the target's); None otherwise.
+    :data:`NOT_READ` for every regular file and hard link of a metadata-only scan."""
     secrets: tuple[secrets.SecretHit, ...] = ()
     parsed: tuple[tuple[str, Any], ...] = ()
     """(parser name, result) from each :class:`ContentParser` that wanted this file."""
@@ -125,8 +129,16 @@ installed is the distribution's (its example passwords, test keys), not the susp
 class ScanOptions:
     hash_limit: int = MAX_HASH
     search: bool = True
-    """Offer each file's first bytes to the secret rules."""
+    """Offer each file's first bytes to the secret rules (only with ``content``)."""
     parsers: tuple[ContentParser, ...] = ()
+    """Only with ``content``."""
+    content: bool = True
+    """Read files' bytes (hash, secret rules, parsers). False: metadata only, for what needs
+    no more (``image layers``: paths, sizes, dive's figures); no file is opened for it."""
+
+
+NOT_READ = NotAvailable("not read: metadata only")
+"""The hash of every regular file (and hard link) of a ``content=False`` scan."""
 
 
 def scan_image(source: ImageSource, options: ScanOptions = ScanOptions()) -> ImageScan:
@@ -140,7 +152,10 @@ def scan_image(source: ImageSource, options: ScanOptions = ScanOptions()) -> Ima
                 digest: str | NotAvailable | None = None
                 hits: tuple[secrets.SecretHit, ...] = ()
                 parsed: tuple[tuple[str, Any], ...] = ()
-                if entry.type == "file":
+                if not options.content:
+                    if entry.type in ("file", "hardlink"):
+                        digest = NOT_READ
+                elif entry.type == "file":
                     digest, hits, parsed = _content(entry, options, layer.problems)
                     hashes[entry.path] = digest
                 elif entry.type == "hardlink":

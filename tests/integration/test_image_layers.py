@@ -67,8 +67,13 @@ def test_efficiency_equals_dive(waste_image: str, tmp_path: Path) -> None:
                          timeout=300)  # fmt: skip
     assert out.exists(), run.stderr[-2000:]
     dive = json.loads(out.read_text())
-    scan = analysis.scan_image(open_image(HostContext.build(None, None, False), waste_image))
+    ctx = HostContext.build(None, None, False)
+    scan = analysis.scan_image(open_image(ctx, waste_image))
     ours = analysis.efficiency(scan)
+    # `image layers` reads metadata only: the same figures without a file's bytes.
+    meta = analysis.scan_image(open_image(ctx, waste_image), analysis.ScanOptions(content=False))
+    assert analysis.efficiency(meta) == ours
+    assert analysis.layer_changes(meta) == analysis.layer_changes(scan)
     assert ours.size == dive["image"]["sizeBytes"]
     assert ours.wasted == dive["image"]["inefficientBytes"]
     assert ours.efficiency == pytest.approx(dive["image"]["efficiencyScore"], abs=1e-12)
@@ -96,3 +101,21 @@ def test_disk_stream_and_save_tar_agree(waste_image: str, tmp_path: Path) -> Non
         } == {p: (f.layer, f.record.type, f.record.sha256) for p, f in analysis.final_files(disk).items()}
     hidden = [h for h in analysis.search(disk) if h.kind == "hidden" and h.severity.value == "high"]
     assert [h.path for h in hidden] == ["/data/creds"]
+
+
+def test_metadata_only_streams_still_verify_every_digest(waste_image: str, tmp_path: Path) -> None:
+    """Without content a stream source still reads every byte of every layer: its blob and
+    diff_id checks are all made, and agree with the full read."""
+    ctx = HostContext.build(None, None, False)
+    saved = tmp_path / "img.tar"
+    subprocess.run(["docker", "save", "-o", str(saved), waste_image], check=True)
+    meta_only = analysis.ScanOptions(content=False)
+    for opened in (lambda: open_image(ctx, waste_image, from_engine=True), lambda: open_path(saved)):
+        full, meta = analysis.scan_image(opened()), analysis.scan_image(opened(), meta_only)
+        assert meta.checks == full.checks
+        assert all(c.ok for c in meta.checks) and any("diff_id" in c.what for c in meta.checks)
+        assert [layer.computed_diff_id for layer in meta.layers] == [layer.diff_id for layer in meta.layers]
+        assert analysis.efficiency(meta) == analysis.efficiency(full)
+        assert {f.sha256 for layer in meta.layers for f in layer.files if f.type == "file"} == {
+            analysis.NOT_READ
+        }

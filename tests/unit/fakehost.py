@@ -7,6 +7,8 @@ import json
 from pathlib import Path
 from typing import Any
 
+from forensics.host.disk import chain_ids
+
 
 def hexid(seed: str) -> str:
     return hashlib.sha256(seed.encode()).hexdigest()
@@ -62,3 +64,44 @@ def fake_host(tmp_path: Path) -> Path:
     (root / "var/lib/docker/containers").mkdir(parents=True)
     add_image(root, "image", "victim:latest")
     return root
+
+
+Layer = dict[str, bytes | None]
+"""path -> content (None: a directory)."""
+
+
+def add_layered_image(root: Path, seed: str, tag: str, layers: list[Layer], history: list[str]) -> str:
+    """An image whose layers exist as overlay2 diff dirs, with layerdb and imagedb entries."""
+    docker = root / "var/lib/docker"
+    # A diff_id names the layer's content, so images sharing a base share its layers.
+    diff_ids = ["sha256:" + hexid(repr(sorted(layer.items()))) for layer in layers]
+    for index, (layer, chain) in enumerate(zip(layers, chain_ids(diff_ids), strict=True)):
+        db = docker / "image/overlay2/layerdb/sha256" / chain[7:]
+        if db.exists():
+            continue
+        cache = hexid(f"{seed}-cache-{index}")
+        diff = docker / "overlay2" / cache / "diff"
+        diff.mkdir(parents=True)
+        for path, content in layer.items():
+            target = diff / path
+            if content is None:
+                target.mkdir(parents=True, exist_ok=True)
+            else:
+                target.parent.mkdir(parents=True, exist_ok=True)
+                target.write_bytes(content)
+        db.mkdir(parents=True)
+        (db / "diff").write_text(diff_ids[index])
+        (db / "cache-id").write_text(cache)
+        (db / "size").write_text(str(sum(len(c) for c in layer.values() if c)))
+    config = json.dumps({"architecture": "amd64", "os": "linux", "config": {"Env": ["PATH=/bin"]},
+                         "rootfs": {"type": "layers", "diff_ids": diff_ids},
+                         "history": [{"created_by": h} for h in history]}).encode()  # fmt: skip
+    image_id = hashlib.sha256(config).hexdigest()
+    content = docker / "image/overlay2/imagedb/content/sha256"
+    content.mkdir(parents=True, exist_ok=True)
+    (content / image_id).write_bytes(config)
+    repos_path = docker / "image/overlay2/repositories.json"
+    repos = json.loads(repos_path.read_text()) if repos_path.exists() else {"Repositories": {}}
+    repos["Repositories"].setdefault(tag.split(":")[0], {})[tag] = "sha256:" + image_id
+    repos_path.write_text(json.dumps(repos))
+    return "sha256:" + image_id
