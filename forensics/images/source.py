@@ -902,14 +902,13 @@ def dir_entries(top: str, layer: LayerReading) -> Iterator[Entry]:
 
     0/0 char devices become whiteouts, ``trusted.overlay.opaque=y`` dirs an opaque
     marker (after the dir itself), and a second name of an inode a hard link, as the
-    engine's tar writer does.
+    engine's tar writer does. Only metadata is read here (lstat, link targets, the opaque
+    xattr); a file is opened only when its entry's content is asked for.
     """
     fs = RootFS(top)
     inodes: dict[tuple[int, int], bytes] = {}
     count = 0
-    for path, st in fs.walk(b"/"):
-        if path == b"/":
-            continue
+    for path, st, dir_fd, name, sub in _tree(top):
         count += 1
         if count > MAX_MEMBERS:
             layer.problem(f"more than {MAX_MEMBERS} entries: the rest is not read")
@@ -930,7 +929,7 @@ def dir_entries(top: str, layer: LayerReading) -> Iterator[Entry]:
             yield mk(path, "whiteout")
         elif stat.S_ISDIR(mode):
             yield mk(path, "dir")
-            if _dir_xattr(top, path, "trusted.overlay.opaque") == b"y":
+            if sub is not None and _fd_xattr(sub, "trusted.overlay.opaque") == b"y":
                 yield mk(path, "opaque")
         elif stat.S_ISREG(mode):
             key = (st.st_dev, st.st_ino)
@@ -946,8 +945,8 @@ def dir_entries(top: str, layer: LayerReading) -> Iterator[Entry]:
             yield mk(path, "file", st.st_size, reader=reader)
         elif stat.S_ISLNK(mode):
             try:
-                target = fs.readlink(path)
-            except (UnsafePath, OSError) as exc:
+                target = os.readlink(name, dir_fd=dir_fd)
+            except OSError as exc:
                 layer.problem(f"{display_path(path)!r}: {exc}")
                 target = b""
             yield mk(path, "symlink", link=target)
@@ -961,6 +960,78 @@ def dir_entries(top: str, layer: LayerReading) -> Iterator[Entry]:
             layer.problem(f"{display_path(path)!r}: socket or unknown type: skipped")
 
 
+_LIST_FLAGS = os.O_RDONLY | os.O_DIRECTORY | os.O_NOFOLLOW | os.O_NONBLOCK | os.O_CLOEXEC
+_O_NOATIME = getattr(os, "O_NOATIME", 0)
+
+
+def _open_dir(name: bytes, dir_fd: int | None) -> int:
+    """Open a directory to list it, never through a link, leaving its atime alone if allowed."""
+    if _O_NOATIME:
+        try:
+            return os.open(name, _LIST_FLAGS | _O_NOATIME, dir_fd=dir_fd)
+        except PermissionError:
+            pass  # O_NOATIME needs ownership or CAP_FOWNER
+    return os.open(name, _LIST_FLAGS, dir_fd=dir_fd)
+
+
+def _tree(top: str) -> Iterator[tuple[bytes, os.stat_result, int, bytes, int | None]]:
+    """Every entry below the directory ``top`` (not ``top`` itself), in
+    :meth:`RootFS.walk`'s order (a directory's names sorted, then each of its
+    subdirectories the same way), as ``(path, lstat, dir_fd, name, own_fd)``.
+
+    ``dir_fd`` is the open directory holding ``name``, so a link is read where it was
+    lstat'ed instead of being resolved again from ``top``; ``own_fd`` is the entry's own fd
+    when it is a directory that could be opened (no link followed, same inode as its
+    lstat), else None. Both are valid only until the next item. A directory that cannot
+    be listed or opened is passed over, as RootFS.walk does.
+    """
+    todo: list[tuple[int, bytes]] = [(_open_dir(os.fsencode(top), None), b"")]
+    subdirs: list[tuple[int, bytes]] = []
+    try:
+        while todo:
+            dir_fd, prefix = todo.pop()
+            try:
+                try:
+                    names = sorted(os.fsencode(n) for n in os.listdir(dir_fd))
+                except OSError:
+                    continue
+                for name in names:
+                    try:
+                        st = os.stat(name, dir_fd=dir_fd, follow_symlinks=False)
+                    except OSError:
+                        continue
+                    path = prefix + b"/" + name
+                    own = None
+                    if stat.S_ISDIR(st.st_mode):
+                        own = _open_subdir(name, dir_fd, st)
+                        if own is not None:
+                            subdirs.append((own, path))
+                    yield path, st, dir_fd, name, own
+                todo.extend(reversed(subdirs))
+                subdirs.clear()
+            finally:
+                os.close(dir_fd)
+    finally:
+        for fd, _ in todo + subdirs:
+            os.close(fd)
+
+
+def _open_subdir(name: bytes, dir_fd: int, st: os.stat_result) -> int | None:
+    try:
+        fd = _open_dir(name, dir_fd)
+    except OSError:
+        return None
+    try:
+        now = os.fstat(fd)
+    except OSError:
+        os.close(fd)
+        return None
+    if (now.st_dev, now.st_ino) != (st.st_dev, st.st_ino):
+        os.close(fd)  # swapped since the lstat: not the directory that was listed
+        return None
+    return fd
+
+
 def _file_chunks(fs: RootFS, path: bytes, limit: int) -> Iterator[bytes]:
     with fs.open_regular(path, follow=False) as (fd, _st):
         remaining = limit
@@ -972,18 +1043,11 @@ def _file_chunks(fs: RootFS, path: bytes, limit: int) -> Iterator[bytes]:
             yield chunk
 
 
-def _dir_xattr(top: str, path: bytes, name: str) -> bytes | None:
-    flags = os.O_RDONLY | os.O_DIRECTORY | os.O_NOFOLLOW | os.O_NONBLOCK | os.O_CLOEXEC
-    try:
-        fd = os.open(os.fsencode(top) + path, flags)
-    except OSError:
-        return None
+def _fd_xattr(fd: int, name: str) -> bytes | None:
     try:
         return os.getxattr(fd, name)
     except OSError:
         return None
-    finally:
-        os.close(fd)
 
 
 # --- which source a reference names -------------------------------------------------------

@@ -6,13 +6,15 @@ import gzip
 import hashlib
 import io
 import json
+import os
+import stat
 import tarfile
 from pathlib import Path
 
 import pytest
 
 from forensics.images import analysis
-from forensics.images.source import BadArchive, BadMember, member_path, open_path
+from forensics.images.source import BadArchive, BadMember, LayerReading, dir_entries, member_path, open_path
 
 Files = list[tuple[str, bytes | None]]
 
@@ -205,3 +207,37 @@ def test_oci_index_with_a_path_instead_of_a_digest_is_an_error(tmp_path: Path) -
     (layout / "index.json").write_text(json.dumps({"manifests": [{"digest": "sha256:../../etc/passwd"}]}))
     with pytest.raises(BadArchive):
         open_path(layout)
+
+
+def test_layer_dir_entries_in_tar_order_with_overlay_marks(tmp_path: Path) -> None:
+    """An overlay2 diff dir read as a layer: each directory's names sorted, then its
+    subdirectories; 0/0 char devices as whiteouts, the opaque xattr as a marker after its
+    dir, a second name of an inode as a hard link, link targets as stored."""
+    if os.geteuid() != 0:
+        pytest.skip("needs root: mknod and trusted.* xattrs")
+    top = tmp_path / "diff"
+    (top / "b/inner").mkdir(parents=True)
+    (top / "a").mkdir()
+    (top / "a/file").write_bytes(b"12345")
+    os.link(top / "a/file", top / "b/again")
+    os.symlink("../a/file", top / "b/link")
+    os.symlink("/etc/shadow", top / "b/inner/out")  # a target as data: never followed
+    os.mknod(top / "gone", 0o600 | stat.S_IFCHR, os.makedev(0, 0))
+    os.mknod(top / "null", 0o666 | stat.S_IFCHR, os.makedev(1, 3))
+    os.setxattr(top / "b", "trusted.overlay.opaque", b"y")
+    layer = LayerReading("diff", lambda _layer: iter(()))
+    entries = list(dir_entries(str(top), layer))
+    assert [(e.path, e.type, e.link, e.size) for e in entries] == [
+        (b"/a", "dir", b"", 0),
+        (b"/b", "dir", b"", 0),
+        (b"/b", "opaque", b"", 0),
+        (b"/gone", "whiteout", b"", 0),
+        (b"/null", "char", b"", 0),
+        (b"/a/file", "file", b"", 5),
+        (b"/b/again", "hardlink", b"/a/file", 0),
+        (b"/b/inner", "dir", b"", 0),
+        (b"/b/link", "symlink", b"../a/file", 0),
+        (b"/b/inner/out", "symlink", b"/etc/shadow", 0),
+    ]
+    assert entries[5].read(3) == b"123"
+    assert layer.problems == []
