@@ -8,11 +8,11 @@ if any of them needs content, and :meth:`matches` gives the rules that hold.
 
 from __future__ import annotations
 
-import dataclasses
 import fnmatch
 import re
 import stat
 from collections.abc import Callable, Sequence
+from typing import NamedTuple
 
 from forensics.rules.container_changes import RULES, WEB_SCRIPTS, ChangeRule
 
@@ -30,9 +30,9 @@ KNOWN_DOTFILES = {b"/.dockerenv", b"/etc/.pwd.lock", b"/tmp/.X11-unix", b"/tmp/.
 """Dot-files that are ordinary where they are (the histories have their own rule)."""
 
 
-@dataclasses.dataclass(frozen=True)
-class Candidate:
-    """What the checks see of one change."""
+class Candidate(NamedTuple):
+    """What the checks see of one change (a named tuple: one is made per change, and a
+    frozen dataclass costs ten times as much to build)."""
 
     kind: str
     path: bytes
@@ -53,8 +53,14 @@ def _parent(path: bytes) -> bytes:
     return path.rsplit(b"/", 1)[0] or b"/"
 
 
+_PLAIN_NAME = re.compile(rb"[!-~]*[!-\-/-~][!-~]*")
+"""Printable ASCII, no blank, not dots only: never odd (the common case, decided at once)."""
+
+
 def odd_name(c: Candidate, _head: bytes) -> bool:
     name = _name(c.path)
+    if _PLAIN_NAME.fullmatch(name):
+        return False
     try:
         text = name.decode("utf-8")
     except UnicodeDecodeError:
@@ -115,7 +121,13 @@ CHECKS: dict[str, Callable[[Candidate, bytes], bool]] = {
 
 
 class Matcher:
-    """The rule table, compiled once: each rule's globs become one regular expression."""
+    """The rule table, compiled once: each rule's globs become one regular expression.
+
+    Most changes are ordinary files that no path-specific rule wants: one expression made
+    of every path-specific rule's globs rules them all out at once, so such a change costs
+    one match (plus one per distinct exclude of the rules that want every path), not one
+    per rule.
+    """
 
     def __init__(self, rules: Sequence[ChangeRule] = RULES) -> None:
         for rule in rules:
@@ -123,25 +135,53 @@ class Matcher:
                 raise ValueError(f"rule {rule.id} names an unknown check {rule.check!r}")
         self.rules = list(rules)
         self._patterns = {rule.id: rule.pattern() for rule in rules}
-        self._paths = {rule.id: _globs(rule.paths) for rule in rules}
+        self._paths = {rule.id: None if "*" in rule.paths else _globs(rule.paths) for rule in rules}
         self._exclude = {rule.id: _globs(rule.exclude) for rule in rules}
+        self._any_path = _globs([glob for rule in rules if self._paths[rule.id] is not None for glob in rule.paths])
+        excludes = sorted({rule.exclude for rule in rules if rule.exclude and self._paths[rule.id] is None})
+        self._general_excludes = [(1 << bit, _globs(globs)) for bit, globs in enumerate(excludes)]
+        self._exclude_bit = {globs: 1 << bit for bit, globs in enumerate(excludes)}
+        self._general: dict[tuple[str, str, int], tuple[list[ChangeRule], int]] = {}
 
     def wanted(self, c: Candidate) -> list[ChangeRule]:
-        """Rules that look at this change, by kind, type and path alone."""
+        """Rules that look at this change, by kind, type and path alone (do not change the
+        list: it may be shared with other changes)."""
+        return self.plan(c)[0]
+
+    def plan(self, c: Candidate) -> tuple[list[ChangeRule], int]:
+        """The rules that want this change, and how many of its first bytes they need."""
         text = c.path.decode("utf-8", "surrogateescape")
-        out = []
-        for rule in self.rules:
-            if c.kind not in rule.kinds:
-                continue
-            if rule.file_types and c.file_type not in rule.file_types:
-                continue
-            paths, exclude = self._paths[rule.id], self._exclude[rule.id]
-            if paths is not None and not paths.match(text):
-                continue
-            if exclude is not None and exclude.match(text):
-                continue
-            out.append(rule)
-        return out
+        if self._any_path is not None and self._any_path.match(text):
+            rules = [rule for rule in self.rules if self._wants(rule, c, text)]
+            return rules, self.window(rules)
+        # No path-specific rule wants it: what the rules for every path want depends only
+        # on kind, type and which of their excludes hold.
+        excluded = 0
+        for bit, pattern in self._general_excludes:
+            if pattern is not None and pattern.match(text):
+                excluded |= bit
+        key = (c.kind, c.file_type, excluded)
+        found = self._general.get(key)
+        if found is None:
+            rules = [
+                rule for rule in self.rules
+                if self._paths[rule.id] is None and self._shape(rule, c)
+                and not excluded & self._exclude_bit.get(rule.exclude, 0)
+            ]  # fmt: skip
+            found = self._general[key] = (rules, self.window(rules))
+        return found
+
+    @staticmethod
+    def _shape(rule: ChangeRule, c: Candidate) -> bool:
+        return c.kind in rule.kinds and (not rule.file_types or c.file_type in rule.file_types)
+
+    def _wants(self, rule: ChangeRule, c: Candidate, text: str) -> bool:
+        if not self._shape(rule, c):
+            return False
+        paths, exclude = self._paths[rule.id], self._exclude[rule.id]
+        if paths is not None and not paths.match(text):
+            return False
+        return exclude is None or not exclude.match(text)
 
     @staticmethod
     def window(rules: Sequence[ChangeRule]) -> int:
@@ -151,15 +191,18 @@ class Matcher:
     def matches(self, c: Candidate, rules: Sequence[ChangeRule], head: bytes) -> list[ChangeRule]:
         """The wanted rules that hold, given the file's first bytes."""
         out = []
+        patterns = self._patterns
         for rule in rules:
-            data = head[: rule.window]
-            if rule.magic and not any(data.startswith(m) for m in rule.magic):
+            window = rule.window
+            if rule.magic and not head[:window].startswith(rule.magic):
                 continue
-            pattern = self._patterns[rule.id]
-            if pattern is not None and not pattern.search(data):
+            pattern = patterns[rule.id]
+            if pattern is not None and not pattern.search(head[:window]):
                 continue
-            if rule.check and not CHECKS[rule.check](c, data):
+            if rule.check and not CHECKS[rule.check](c, head[:window]):
                 continue
             out.append(rule)
-        superseded = {s for r in out for s in r.supersedes}
-        return [r for r in out if r.id not in superseded]
+        if any(r.supersedes for r in out):
+            superseded = {s for r in out for s in r.supersedes}
+            out = [r for r in out if r.id not in superseded]
+        return out

@@ -1,11 +1,12 @@
 """``container diff``: what a container changed, read from disk, with what each change is.
 
 :mod:`forensics.containers.overlay` gives the engine's list of changes; here each one gets
-its metadata (type, mode, owner, size, times), a SHA-256 for regular files (read through
-a :class:`RootFS` over the writable layer, size-bounded), a link's target (as data), the
-image layer that held the original, and the flags of the suspicious-change rules
-(:mod:`forensics.rules.container_changes`). The same pass reads each file once: for its
-hash, and for its first bytes when a rule wants them. Added and changed files then go
+its metadata (type, mode, owner, size, times), a SHA-256 for regular files (size-bounded),
+a link's target (as data), the image layer that held the original, and the flags of the
+suspicious-change rules (:mod:`forensics.rules.container_changes`). Files are read during
+the walk itself, through the directory fd it holds (opened without following links, on
+the inode it lstat'ed), once: for the hash, and for the first bytes when a rule wants
+them. Added and changed files then go
 through the YARA rules, and, when the Engine API answers, its own list of changes is
 compared with ours.
 """
@@ -23,14 +24,15 @@ from typing import Any
 from forensics.containers import yarascan
 from forensics.containers.checks import Candidate, Matcher
 from forensics.containers.layers import ContainerLayers, Layer, host_path
-from forensics.containers.overlay import RawChange, compute_changes
+from forensics.containers.overlay import OverlayChanges, RawChange, compute_changes
 from forensics.containers.runtime import MountRecord, mounts_of
 from forensics.errors import UnsafePath
 from forensics.findings import Finding, Severity
 from forensics.host.disk import DiskContainer
 from forensics.host.engine import Engine
-from forensics.host.rootfs import RootFS, file_type
-from forensics.records import NotAvailable, display_path, path_record, to_jsonable
+from forensics.host.rootfs import RootFS, file_type, open_file_at
+from forensics.records import NotAvailable, built, display_path, path_record, to_jsonable
+from forensics.rules.container_changes import ChangeRule
 
 MAX_HASH = 100 * 1024 * 1024
 """Largest file hashed; a larger one gets NotAvailable (its first bytes are still checked)."""
@@ -63,11 +65,13 @@ class FileMeta:
 
     @classmethod
     def of(cls, st: os.stat_result) -> FileMeta:
-        device = stat.S_ISCHR(st.st_mode) or stat.S_ISBLK(st.st_mode)
-        return cls(
-            file_type=file_type(st.st_mode),
-            mode=st.st_mode,
-            permissions=stat.filemode(st.st_mode),
+        mode = st.st_mode
+        device = stat.S_ISCHR(mode) or stat.S_ISBLK(mode)
+        return built(
+            cls,
+            file_type=file_type(mode),
+            mode=mode,
+            permissions=stat.filemode(mode),
             uid=st.st_uid,
             gid=st.st_gid,
             size=st.st_size,
@@ -157,30 +161,41 @@ def show(path: bytes) -> str:
     return "".join(ch if ch.isprintable() else f"\\x{ord(ch):02x}" for ch in text)
 
 
-def _read(fs: RootFS, path: bytes, hash_limit: int, window: int) -> tuple[str | NotAvailable, bytes]:
-    """(SHA-256 or why not, first ``window`` bytes) of a regular file, read once."""
+def _read(dir_fd: int, name: bytes, st: os.stat_result, hash_limit: int, window: int) -> tuple[str | NotAvailable, bytes]:
+    """(SHA-256 or why not, first ``window`` bytes) of the regular file ``name`` in the
+    writable directory ``dir_fd``, lstat'ed as ``st``: opened once, read once."""
     try:
-        with fs.open_regular(path, follow=False) as (fd, st):
-            if st.st_size > hash_limit:
-                return NotAvailable(f"{st.st_size} bytes, over the {hash_limit}-byte hash limit"), (
-                    os.pread(fd, window, 0) if window else b""
-                )
-            digest = hashlib.sha256()
-            head = bytearray()
-            read = 0
-            while True:
-                chunk = os.read(fd, min(CHUNK, hash_limit + 1 - read))
-                if not chunk:
-                    break
-                read += len(chunk)
-                if read > hash_limit:
-                    return NotAvailable(f"grew past the {hash_limit}-byte hash limit while read"), bytes(head)
-                digest.update(chunk)
-                if len(head) < window:
-                    head += chunk[: window - len(head)]
-            return digest.hexdigest(), bytes(head)
+        fd, now = open_file_at(dir_fd, name, st)
     except (UnsafePath, OSError) as exc:
         return NotAvailable(f"unreadable: {exc}"), b""
+    try:
+        size = now.st_size
+        if size > hash_limit:
+            return NotAvailable(f"{size} bytes, over the {hash_limit}-byte hash limit"), (
+                os.pread(fd, window, 0) if window else b""
+            )
+        digest = hashlib.sha256()
+        head = b""
+        read = 0
+        # Ask for the size fstat gave plus one byte (a short read is the end; a full one means
+        # the file grew), not a whole CHUNK: os.read allocates what it is asked for, and
+        # a 1 MiB buffer per small file costs more than the file's open, read and close.
+        want = min(CHUNK, hash_limit + 1, size + 1)
+        while True:
+            chunk = os.read(fd, want)
+            read += len(chunk)
+            if read > hash_limit:
+                return NotAvailable(f"grew past the {hash_limit}-byte hash limit while read"), head
+            digest.update(chunk)
+            if len(head) < window:
+                head += chunk[: window - len(head)]
+            if len(chunk) < want:  # a short read of a regular file is its end
+                return digest.hexdigest(), head
+            want = min(CHUNK, hash_limit + 1 - read)
+    except OSError as exc:
+        return NotAvailable(f"unreadable: {exc}"), b""
+    finally:
+        os.close(fd)
 
 
 def _candidate(raw: RawChange) -> Candidate:
@@ -197,55 +212,82 @@ def _candidate(raw: RawChange) -> Candidate:
     )
 
 
+_Content = tuple[str | NotAvailable, bytes | NotAvailable | None, list[ChangeRule]]
+"""What reading one change gave: SHA-256, link target, the rules that fired."""
+
+
+class _Reader:
+    """The overlay walk's visit hook: each added or changed file is read once, through the
+    directory fd the walk holds (no path resolved twice), hashed, its first bytes offered
+    to the rules that want them; a link's target is read as data."""
+
+    def __init__(self, matcher: Matcher, hash_limit: int) -> None:
+        self.matcher = matcher
+        self.hash_limit = hash_limit
+        self.budget = MAX_HASH_TOTAL
+
+    def __call__(self, raw: RawChange, dir_fd: int, name: bytes) -> _Content:
+        new = raw.new
+        assert new is not None
+        candidate = _candidate(raw)
+        wanted, window = self.matcher.plan(candidate)
+        if not stat.S_ISREG(new.st_mode):
+            try:
+                target: bytes | NotAvailable = os.readlink(name, dir_fd=dir_fd)
+            except OSError as exc:
+                target = NotAvailable(f"unreadable: {exc}")
+            return NotAvailable("not a regular file"), target, self.matcher.matches(candidate, wanted, b"")
+        if self.budget <= 0:
+            sha: str | NotAvailable = NotAvailable(f"the {MAX_HASH_TOTAL}-byte hash budget of this container is spent")
+            return sha, None, self.matcher.matches(candidate, wanted, b"")
+        sha, head = _read(dir_fd, name, new, min(self.hash_limit, self.budget), window)
+        if isinstance(sha, str):  # only what was hashed: a file over the limit costs nothing
+            self.budget -= new.st_size
+        return sha, None, self.matcher.matches(candidate, wanted, head)
+
+
 def enrich(
-    raw_changes: Sequence[RawChange], layers: ContainerLayers, root: str, hash_limit: int = MAX_HASH,
-    matcher: Matcher | None = None,
-) -> tuple[list[DiffEntry], dict[str, list[bytes]]]:  # fmt: skip
-    """Metadata, hashes and rule flags for each change; also rule id -> paths flagged."""
-    matcher = matcher or Matcher()
-    fs = RootFS(host_path(root, layers.upper))
+    changes: OverlayChanges, layers: ContainerLayers, matcher: Matcher
+) -> tuple[list[DiffEntry], dict[str, list[bytes]]]:
+    """Metadata, hashes and rule flags for each change; also rule id -> paths flagged.
+
+    Files and links were read during the walk (``changes.visited``, see :class:`_Reader`);
+    the rest (deletions, directories, specials) get their flags from metadata here.
+    """
     entries = []
     flagged: dict[str, list[bytes]] = defaultdict(list)
-    budget = MAX_HASH_TOTAL
-    for raw in raw_changes:
-        candidate = _candidate(raw)
-        wanted = matcher.wanted(candidate)
-        sha: str | NotAvailable = NotAvailable("deleted" if raw.new is None else "not a regular file")
-        head = b""
-        target: bytes | NotAvailable | None = None
-        if raw.new is not None and stat.S_ISREG(raw.new.st_mode):
-            if budget > 0:
-                sha, head = _read(fs, raw.path, min(hash_limit, budget), Matcher.window(wanted))
-                if isinstance(sha, str):  # only what was hashed: a file over the limit costs nothing
-                    budget -= raw.new.st_size
-            else:
-                sha = NotAvailable(f"the {MAX_HASH_TOTAL}-byte hash budget of this container is spent")
-        elif raw.new is not None and stat.S_ISLNK(raw.new.st_mode):
-            try:
-                target = fs.readlink(raw.path)
-            except (UnsafePath, OSError) as exc:
-                target = NotAvailable(f"unreadable: {exc}")
-        fired = matcher.matches(candidate, wanted, head)
+    for raw in changes.changes:
+        content = changes.visited.get(raw.path)
+        if content is None:
+            candidate = _candidate(raw)
+            why = "deleted" if raw.new is None else "not a regular file"
+            if raw.new is not None and _readable(raw.new.st_mode):
+                why = "not read (the walk offered no fd)"
+            content = (NotAvailable(why), None, matcher.matches(candidate, matcher.wanted(candidate), b""))
+        sha, target, fired = content
         for rule in fired:
             flagged[rule.id].append(raw.path)
-        layer = layers.lowers[raw.old_layer] if raw.old_layer is not None else None
+        new = raw.new
         entries.append(
-            DiffEntry(
+            built(
+                DiffEntry,
                 kind=raw.kind,
                 path=raw.path,
                 cause=raw.cause,
-                current=FileMeta.of(raw.new) if raw.new is not None else None,
+                current=FileMeta.of(new) if new is not None else None,
                 original=FileMeta.of(raw.old) if raw.old is not None else None,
-                layer=layer,
+                layer=layers.lowers[raw.old_layer] if raw.old_layer is not None else None,
                 sha256=sha,
                 link_target=target,
-                executable=raw.new is not None
-                and stat.S_ISREG(raw.new.st_mode)
-                and bool(raw.new.st_mode & 0o111),
+                executable=new is not None and stat.S_ISREG(new.st_mode) and bool(new.st_mode & 0o111),
                 flags=tuple(rule.id for rule in fired),
             )
         )
     return entries, dict(flagged)
+
+
+def _readable(mode: int) -> bool:
+    return stat.S_ISREG(mode) or stat.S_ISLNK(mode)
 
 
 def analyse(
@@ -255,9 +297,9 @@ def analyse(
     options = options or DiffOptions()
     lowers = [host_path(root, layer.path) for layer in layers.lowers]
     upper = host_path(root, layers.upper)
-    changes = compute_changes(upper, lowers)
     matcher = Matcher()
-    entries, flagged = enrich(changes.changes, layers, root, options.hash_limit, matcher)
+    changes = compute_changes(upper, lowers, visit=_Reader(matcher, options.hash_limit))
+    entries, flagged = enrich(changes, layers, matcher)
     entries.sort(key=lambda e: e.path)
     scan = _yara(entries, upper, root) if options.yara else yarascan.skipped("not asked (--no-yara)")
     if scan.matches:

@@ -31,7 +31,8 @@ import dataclasses
 import errno
 import os
 import stat
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
+from typing import Any, NamedTuple
 
 from forensics.errors import EnvironmentProblem
 from forensics.records import display_path
@@ -54,9 +55,14 @@ _O_NOATIME = getattr(os, "O_NOATIME", 0)
 _S_IFDIR = 0o040000
 
 
-@dataclasses.dataclass(frozen=True)
-class RawChange:
-    """One change as the engine would list it, with the stats behind it."""
+def _readable(mode: int) -> bool:
+    """What the visit hook is offered: regular files and links."""
+    return stat.S_ISREG(mode) or stat.S_ISLNK(mode)
+
+
+class RawChange(NamedTuple):
+    """One change as the engine would list it, with the stats behind it (a named tuple:
+    a walk makes one per change, and a frozen dataclass costs ten times as much to build)."""
 
     kind: str
     """``A``, ``C`` or ``D``."""
@@ -84,6 +90,14 @@ class OverlayChanges:
     """True when MAX_ENTRIES stopped the walk before its end."""
     problems: list[str]
     """Names that could not be examined, and why."""
+    visited: dict[bytes, Any] = dataclasses.field(default_factory=dict)
+    """Path -> what the ``visit`` hook of :func:`compute_changes` returned for it."""
+
+
+Visit = Callable[[RawChange, int, bytes], Any]
+"""Called during the walk for each added or changed regular file or link, with the change,
+the fd of the writable directory that holds it and its name there: the entry can be read
+through that fd (no path is resolved again) while the walk holds the directory open."""
 
 
 @dataclasses.dataclass(frozen=True)
@@ -186,8 +200,10 @@ def file_xattr(dir_fd: int, name: bytes, st: os.stat_result, attr: str) -> bytes
 class _Walk:
     """One comparison of an upper dir against a stack of lower dirs."""
 
-    def __init__(self, max_entries: int, max_depth: int) -> None:
+    def __init__(self, max_entries: int, max_depth: int, visit: Visit | None = None) -> None:
         self.out: list[RawChange] = []
+        self.visit = visit
+        self.visited: dict[bytes, Any] = {}
         self.problems: list[str] = []
         self.dropped_problems = 0
         self.entries = 0
@@ -206,11 +222,17 @@ class _Walk:
             self.dropped_problems += 1
 
     def emit(
-        self, kind: str, path: bytes, new: os.stat_result | None, found: _Found | None, cause: str
-    ) -> None:
-        self.out.append(
-            RawChange(kind, path, new, found.st if found else None, found.layer if found else None, cause)
-        )
+        self, kind: str, path: bytes, new: os.stat_result | None, found: _Found | None, cause: str,
+        at: tuple[int, bytes] | None = None,
+    ) -> None:  # fmt: skip
+        """Record a change; ``at`` (upper dir fd, name) offers it to the visit hook."""
+        change = RawChange(kind, path, new, found.st if found else None, found.layer if found else None, cause)
+        self.out.append(change)
+        if at is not None and self.visit is not None and new is not None and _readable(new.st_mode):
+            try:
+                self.visited[path] = self.visit(change, *at)
+            except OSError as exc:  # the hook records its own trouble; this is the backstop
+                self.problem(path, f"cannot read: {exc.strerror}")
 
     def names(self, path: bytes, dir_fd: int) -> list[bytes]:
         """Names in a directory, at most what the entry budget still allows."""
@@ -345,15 +367,15 @@ class _Walk:
                     self.emit("D", child, None, found, hidden)
                 continue
             if found is None:
-                self.emit("A", child, st, None, "new")
+                self.emit("A", child, st, None, "new", (upper_fd, name))
                 if stat.S_ISDIR(st.st_mode):
                     self.subdirectory(child, upper_fd, name, (), depth)
                 continue
             mark = len(self.out)
             if stat_different(found.st, st):
-                self.emit("C", child, st, found, "stat")
+                self.emit("C", child, st, found, "stat", (upper_fd, name))
             elif self.capability_differs(child, upper_fd, name, st, lower, found):
-                self.emit("C", child, st, found, "capability")
+                self.emit("C", child, st, found, "capability", (upper_fd, name))
             reported = len(self.out) > mark
             if stat.S_ISDIR(st.st_mode):
                 if stat.S_ISDIR(found.st.st_mode):
@@ -392,14 +414,16 @@ def compute_changes(
     lowers: Sequence[str | bytes],
     max_entries: int = MAX_ENTRIES,
     max_depth: int = MAX_DEPTH,
+    visit: Visit | None = None,
 ) -> OverlayChanges:
     """Changes of the ``upper`` directory against ``lowers`` (top first).
 
     Both are paths on this machine that must already be canonical (no links on the way:
     resolve them inside the host root first). A lower layer that cannot be opened is left
-    out and recorded as a problem.
+    out and recorded as a problem. ``visit``, when given, sees each added or changed
+    regular file and link while its directory is open (see :data:`Visit`).
     """
-    walk = _Walk(max_entries, max_depth)
+    walk = _Walk(max_entries, max_depth, visit)
     opened: list[tuple[int, int]] = []
     try:
         for index, lower in enumerate(lowers):
@@ -433,7 +457,7 @@ def compute_changes(
         walk.problems.append(f"... and {walk.dropped_problems} more problems")
     if walk.truncated:
         walk.problems.append(f"stopped after {max_entries} entries: the list of changes is incomplete")
-    return OverlayChanges(walk.out, walk.entries, walk.truncated, walk.problems)
+    return OverlayChanges(walk.out, walk.entries, walk.truncated, walk.problems, walk.visited)
 
 
 @dataclasses.dataclass(frozen=True)

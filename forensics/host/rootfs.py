@@ -277,6 +277,27 @@ class RootFS:
         return Path(os.fsdecode(self.root + resolved.path))
 
 
+def open_file_at(dir_fd: int, name: bytes, expected: os.stat_result) -> tuple[int, os.stat_result]:
+    """Open ``name`` in ``dir_fd`` for reading, for a walker that holds the directory.
+
+    The caller lstat'ed ``name`` there and found a regular file: the open follows no link,
+    never blocks, leaves the atime alone, and must land on that same inode, else
+    :class:`UnsafePath`. Gives (fd, fstat); the caller closes the fd.
+    """
+    if not stat.S_ISREG(expected.st_mode):
+        raise NotRegularFile(f"{display_path(name)!r} is a {file_type(expected.st_mode)}, not a regular file")
+    fd = _open_noatime(name, dir_fd)
+    try:
+        st = os.fstat(fd)
+    except OSError:
+        os.close(fd)
+        raise
+    if (st.st_dev, st.st_ino) != (expected.st_dev, expected.st_ino):
+        os.close(fd)
+        raise UnsafePath(f"{display_path(name)!r} changed while it was opened")
+    return fd, st
+
+
 def _open_noatime(name: bytes, dir_fd: int, flags: int = _READ_FLAGS) -> int:
     """Open so that reading (a file's bytes, a directory's entries) leaves its atime alone."""
     if _O_NOATIME:
@@ -290,16 +311,17 @@ def _open_noatime(name: bytes, dir_fd: int, flags: int = _READ_FLAGS) -> int:
     return os.open(name, flags, dir_fd=dir_fd)
 
 
+_TYPES = {
+    stat.S_IFREG: "file",
+    stat.S_IFDIR: "directory",
+    stat.S_IFLNK: "symlink",
+    stat.S_IFCHR: "character device",
+    stat.S_IFBLK: "block device",
+    stat.S_IFIFO: "fifo",
+    stat.S_IFSOCK: "socket",
+}
+
+
 def file_type(mode: int) -> str:
-    for test, name in (
-        (stat.S_ISREG, "file"),
-        (stat.S_ISDIR, "directory"),
-        (stat.S_ISLNK, "symlink"),
-        (stat.S_ISCHR, "character device"),
-        (stat.S_ISBLK, "block device"),
-        (stat.S_ISFIFO, "fifo"),
-        (stat.S_ISSOCK, "socket"),
-    ):
-        if test(mode):
-            return name
-    return "unknown"
+    """``file``, ``directory``, ``symlink``, ... from an st_mode (``unknown`` for none)."""
+    return _TYPES.get(stat.S_IFMT(mode), "unknown")

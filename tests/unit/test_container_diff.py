@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import dataclasses
+import hashlib
 import json
 import os
 import stat
@@ -224,3 +225,30 @@ def test_a_container_without_a_writable_layer_is_an_environment_problem(
     (o.root / DOCKER / "image/overlay2/layerdb/mounts" / o.cid / "mount-id").unlink()
     assert main(["container", "diff", o.cid[:8], "--root", str(o.root), "--no-engine"]) == 3
     assert "no writable layer" in capsys.readouterr().err
+
+
+def test_hashes_are_of_the_bytes_read_whatever_lstat_said(tmp_path: Path) -> None:
+    """A file is read in one short read when it is as big as fstat says, in CHUNKs when it
+    is bigger, and to its real end when it grew after it was looked at."""
+    from forensics.containers.diff import CHUNK, _read
+
+    folder = tmp_path / "d"
+    folder.mkdir()
+    big = os.urandom(2 * CHUNK + 17)
+    (folder / "big").write_bytes(big)
+    (folder / "empty").write_bytes(b"")
+    (folder / "grows").write_bytes(b"before")
+    fd = os.open(folder, os.O_RDONLY | os.O_DIRECTORY)
+    try:
+        st = {n: os.stat(n, dir_fd=fd, follow_symlinks=False) for n in (b"big", b"empty", b"grows")}
+        with open(folder / "grows", "ab") as f:
+            f.write(b" and after" * 1000)
+        sha, head = _read(fd, b"big", st[b"big"], 1 << 30, 4)
+        assert (sha, head) == (hashlib.sha256(big).hexdigest(), big[:4])
+        assert _read(fd, b"empty", st[b"empty"], 1 << 30, 4) == (hashlib.sha256(b"").hexdigest(), b"")
+        grown = (folder / "grows").read_bytes()
+        assert _read(fd, b"grows", st[b"grows"], 1 << 30, 0)[0] == hashlib.sha256(grown).hexdigest()
+        over, head = _read(fd, b"big", st[b"big"], CHUNK, 2)
+        assert isinstance(over, NotAvailable) and "hash limit" in over.reason and head == big[:2]
+    finally:
+        os.close(fd)

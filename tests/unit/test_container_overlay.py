@@ -321,3 +321,48 @@ def test_stat_rules_of_the_engine(tmp_path: Path) -> None:
     os.utime(tmp_path / "blk2", ns=(0, 9 * NS), follow_symlinks=False)
     # The engine's "is a directory" test also holds for block devices: mtime is not compared.
     assert not stat_different((tmp_path / "blk1").lstat(), (tmp_path / "blk2").lstat())
+
+
+def test_the_visit_hook_reads_added_and_changed_files_and_links_through_the_walks_fd(
+    base: tuple[Path, Path],
+) -> None:
+    lower, upper = base
+    write(upper / "etc/passwd", b"changed")
+    write(upper / "new/dir/file", b"added")
+    os.symlink("/etc/shadow", upper / "new/link")
+    whiteout(upper / "etc/group")
+    os.mkfifo(upper / "new/fifo")
+    seen: dict[bytes, tuple[str, bytes]] = {}
+
+    def visit(change: object, dir_fd: int, name: bytes) -> str:
+        st = os.stat(name, dir_fd=dir_fd, follow_symlinks=False)
+        if stat.S_ISLNK(st.st_mode):
+            data = os.readlink(name, dir_fd=dir_fd)
+        else:
+            fd = os.open(name, os.O_RDONLY | os.O_NOFOLLOW, dir_fd=dir_fd)
+            data = os.read(fd, 100)
+            os.close(fd)
+        seen[change.path] = (change.kind, data)  # type: ignore[attr-defined]
+        return "visited"
+
+    result = compute_changes(str(upper), [str(lower)], visit=visit)
+    assert seen == {
+        b"/etc/passwd": ("C", b"changed"),
+        b"/new/dir/file": ("A", b"added"),
+        b"/new/link": ("A", b"/etc/shadow"),
+    }  # not the deletion, the directories or the FIFO
+    assert result.visited == dict.fromkeys(seen, "visited")
+    assert {(c.kind, c.path) for c in result.changes} >= {("D", b"/etc/group"), ("A", b"/new/fifo")}
+
+
+def test_a_visit_hook_that_fails_is_a_problem_not_a_lost_walk(base: tuple[Path, Path]) -> None:
+    lower, upper = base
+    write(upper / "a", b"1")
+    write(upper / "b", b"2")
+
+    def visit(change: object, dir_fd: int, name: bytes) -> None:
+        raise PermissionError(13, "Permission denied")
+
+    result = compute_changes(str(upper), [str(lower)], visit=visit)
+    assert {c.path for c in result.changes} == {b"/a", b"/b"}
+    assert len(result.problems) == 2 and "cannot read" in result.problems[0]

@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 
 from forensics.errors import UnsafePath
-from forensics.host.rootfs import LinkLimit, NotRegularFile, PathNotFound, RootFS
+from forensics.host.rootfs import LinkLimit, NotRegularFile, PathNotFound, RootFS, open_file_at
 
 
 @pytest.fixture()
@@ -157,3 +157,34 @@ def test_reading_leaves_atimes_alone(tmp_path: Path) -> None:
     assert [p for p, _ in fs.walk("/d")] == [b"/d", b"/d/f"]
     assert (tmp_path / "d" / "f").stat().st_atime == old
     assert (tmp_path / "d").stat().st_atime == old
+
+
+def test_open_file_at_lands_on_the_lstated_inode_only(hostile: tuple[Path, Path]) -> None:
+    root, _outside = hostile
+    dir_fd = os.open(root / "etc", os.O_RDONLY | os.O_DIRECTORY)
+    try:
+        st = os.stat(b"shadow", dir_fd=dir_fd, follow_symlinks=False)
+        fd, now = open_file_at(dir_fd, b"shadow", st)
+        try:
+            assert os.read(fd, 100) == b"container shadow" and now.st_ino == st.st_ino
+        finally:
+            os.close(fd)
+        # Swapped after the lstat: another file now has the name.
+        os.rename(root / "etc" / "shadow", root / "etc" / "shadow.old")
+        (root / "etc" / "shadow").write_text("swapped in")
+        with pytest.raises(UnsafePath, match="changed"):
+            open_file_at(dir_fd, b"shadow", st)
+        # Swapped for a link: not followed.
+        os.unlink(root / "etc" / "shadow")
+        os.symlink("shadow.old", root / "etc" / "shadow")
+        with pytest.raises(OSError):
+            open_file_at(dir_fd, b"shadow", st)
+    finally:
+        os.close(dir_fd)
+    root_fd = os.open(root, os.O_RDONLY | os.O_DIRECTORY)
+    try:
+        fifo = os.stat(b"fifo", dir_fd=root_fd, follow_symlinks=False)
+        with pytest.raises(NotRegularFile):  # refused from its lstat: never opened, never blocks
+            open_file_at(root_fd, b"fifo", fifo)
+    finally:
+        os.close(root_fd)
