@@ -1,33 +1,39 @@
-"""The ``forensics`` command: one Typer sub-app per area, wired here; no logic."""
+"""The ``forensics`` command: one Typer sub-app per area, wired here; no logic.
+
+Typer turns every registered command into a click command (signature, type hints,
+parameters) each time the program runs: for all of them about 70 ms, more than most
+commands' own start. So :func:`main` wires only the group or command that its first
+argument names, and the whole CLI (``app``, for ``--help``, an unknown name and tests)
+is built on first use.
+"""
 
 from __future__ import annotations
 
+import importlib
 import sys
+from typing import Any
 
 import typer
 
 from forensics import __version__
-from forensics.cli import (
-    binary,
-    container,
-    doctor,
-    evidence,
-    image,
-    memory,
-    process,
-    report,
-    scan,
-    triage,
-)
 from forensics.errors import EXIT_USAGE, ForensicsError
 
-app = typer.Typer(
-    name="forensics",
-    help="Forensic triage of a Docker host: read, don't touch; every byte hashed.",
-    no_args_is_help=True,
-    pretty_exceptions_show_locals=False,
-    add_completion=False,
-)
+GROUPS = {
+    "container": "forensics.cli.container",
+    "evidence": "forensics.cli.evidence",
+    "binary": "forensics.cli.binary",
+    "scan": "forensics.cli.scan",
+    "process": "forensics.cli.process",
+    "memory": "forensics.cli.memory",
+    "image": "forensics.cli.image",
+}
+"""Sub-app name -> the module whose ``app`` it is (in the order ``--help`` lists them)."""
+COMMANDS = {
+    "triage": ("forensics.cli.triage", "triage"),
+    "doctor": ("forensics.cli.doctor", "doctor"),
+    "report": ("forensics.cli.report", "report"),
+}
+"""Top-level command -> (module, function)."""
 
 
 def _version(value: bool) -> None:
@@ -36,7 +42,6 @@ def _version(value: bool) -> None:
         raise typer.Exit()
 
 
-@app.callback()
 def _root(
     version: bool = typer.Option(
         False, "--version", callback=_version, is_eager=True, help="Show the version."
@@ -45,16 +50,40 @@ def _root(
     """Forensic triage of a Docker host."""
 
 
-app.add_typer(container.app, name="container")
-app.add_typer(evidence.app, name="evidence")
-app.add_typer(binary.app, name="binary")
-app.add_typer(scan.app, name="scan")
-app.add_typer(process.app, name="process")
-app.add_typer(memory.app, name="memory")
-app.add_typer(image.app, name="image")
-app.command("triage")(triage.triage)
-app.command("doctor")(doctor.doctor)
-app.command("report")(report.report)
+def build_app(only: str | None = None) -> typer.Typer:
+    """The CLI with every group and command, or with only the one named ``only``."""
+    cli = typer.Typer(
+        name="forensics",
+        help="Forensic triage of a Docker host: read, don't touch; every byte hashed.",
+        no_args_is_help=True,
+        pretty_exceptions_show_locals=False,
+        add_completion=False,
+    )
+    cli.callback()(_root)
+    for name, module in GROUPS.items():
+        if only in (None, name):
+            cli.add_typer(importlib.import_module(module).app, name=name)
+    for name, (module, function) in COMMANDS.items():
+        if only in (None, name):
+            cli.command(name)(getattr(importlib.import_module(module), function))
+    return cli
+
+
+_whole: list[typer.Typer] = []
+
+
+def whole_app() -> typer.Typer:
+    """The whole CLI, built once."""
+    if not _whole:
+        _whole.append(build_app())
+    return _whole[0]
+
+
+def __getattr__(name: str) -> Any:
+    """``forensics.cli.app`` is :func:`whole_app`, built when first asked for (PEP 562)."""
+    if name == "app":
+        return whole_app()
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -63,8 +92,11 @@ def main(argv: list[str] | None = None) -> int:
     Typer (standalone mode) handles usage errors (exit 2) and ``typer.Exit``; everything
     of ours arrives here as a :class:`ForensicsError`.
     """
+    args = sys.argv[1:] if argv is None else argv
+    first = args[0] if args else ""
+    cli = build_app(first) if first in GROUPS or first in COMMANDS else whole_app()
     try:
-        app(args=argv, prog_name="forensics")
+        cli(args=args, prog_name="forensics")
     except SystemExit as done:
         return done.code if isinstance(done.code, int) else (0 if done.code is None else EXIT_USAGE)
     except ForensicsError as exc:

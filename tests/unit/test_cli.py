@@ -79,14 +79,14 @@ HEAVY = (
 """Modules a command imports when it runs; the CLI's start must not (about 0.5 s in all)."""
 
 
-def _loaded_after(argv: list[str]) -> set[str]:
-    """The modules of HEAVY that a fresh interpreter holds after ``forensics ARGV``."""
+def _loaded_after(argv: list[str], modules: tuple[str, ...] = HEAVY) -> set[str]:
+    """Those of ``modules`` that a fresh interpreter holds after ``forensics ARGV``."""
     code = (
         "import json, sys\nfrom forensics.cli import main\ncode = main(json.loads(sys.argv[1]))\n"
         "print(json.dumps(sorted(m for m in json.loads(sys.argv[2]) if m in sys.modules)))\n"
         "sys.exit(code)"
     )
-    done = subprocess.run([sys.executable, "-c", code, json.dumps(argv), json.dumps(HEAVY)],
+    done = subprocess.run([sys.executable, "-c", code, json.dumps(argv), json.dumps(modules)],
                           capture_output=True, text=True, timeout=120, check=False)  # fmt: skip
     assert done.returncode == 0, done.stderr
     return set(json.loads(done.stdout.splitlines()[-1]))
@@ -97,6 +97,12 @@ def _loaded_after(argv: list[str]) -> set[str]:
 )
 def test_start_imports_no_command_module(argv: list[str]) -> None:
     assert _loaded_after(argv) == set()
+
+
+def test_a_command_wires_only_its_own_group() -> None:
+    others = tuple(f"forensics.cli.{n}" for n in ("binary", "container", "process", "scan", "triage"))
+    assert _loaded_after(["image", "layers", "--help"], others) == set()
+    assert _loaded_after(["--help"], others) == set(others)
 
 
 def test_image_layers_from_disk_never_loads_the_docker_sdk(tmp_path: Path) -> None:
