@@ -9,6 +9,7 @@ if any of them needs content, and :meth:`matches` gives the rules that hold.
 from __future__ import annotations
 
 import fnmatch
+import functools
 import re
 import stat
 from collections.abc import Callable, Sequence
@@ -142,6 +143,13 @@ class Matcher:
         self._general_excludes = [(1 << bit, _globs(globs)) for bit, globs in enumerate(excludes)]
         self._exclude_bit = {globs: 1 << bit for bit, globs in enumerate(excludes)}
         self._general: dict[tuple[str, str, int], tuple[list[ChangeRule], int]] = {}
+
+    @staticmethod
+    @functools.cache
+    def default() -> Matcher:
+        """The whole table, compiled once per process (its caches only ever grow with the
+        same answers, so threads may share it)."""
+        return Matcher()
 
     def wanted(self, c: Candidate) -> list[ChangeRule]:
         """Rules that look at this change, by kind, type and path alone (do not change the

@@ -297,7 +297,7 @@ def analyse(
     options = options or DiffOptions()
     lowers = [host_path(root, layer.path) for layer in layers.lowers]
     upper = host_path(root, layers.upper)
-    matcher = Matcher()
+    matcher = Matcher.default()
     changes = compute_changes(upper, lowers, visit=_Reader(matcher, options.hash_limit))
     entries, flagged = enrich(changes, layers, matcher)
     entries.sort(key=lambda e: e.path)

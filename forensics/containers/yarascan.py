@@ -6,8 +6,10 @@ would open it itself, following a link that a running container swapped in, and 
 writable mount) update the file's access time. Instead each file is read by us through
 :class:`RootFS` (no links, ``O_NOATIME``), copied into an anonymous memory file
 (``memfd_create``), and yara scans ``/proc/<our pid>/fd/<n>``. Files go in batches bounded
-in count and bytes; each batch is one ``--scan-list`` on stdin. When the tool is absent the
-scan is a recorded skip, not an error.
+in count and bytes; each batch is one ``--scan-list`` on stdin. The rules are compiled once
+with ``yarac`` into a private temporary directory (compiling them costs each yara run more
+than scanning a batch of small files); without ``yarac``, or when it fails, each run
+compiles the sources. When ``yara`` is absent the scan is a recorded skip, not an error.
 """
 
 from __future__ import annotations
@@ -17,6 +19,7 @@ import contextlib
 import dataclasses
 import os
 import resource
+import tempfile
 from collections.abc import Iterator, Sequence
 from pathlib import Path
 
@@ -89,6 +92,27 @@ def _memfd_copy(fs: RootFS, path: bytes, limit: int) -> Iterator[tuple[int, int]
             os.close(mem)
 
 
+def _compiled(
+    rules: list[str], forbidden_root: str, stack: contextlib.ExitStack, errors: list[str]
+) -> list[str]:
+    """The rules' part of yara's command line: ``-C <compiled>`` when ``yarac`` compiled them
+    (into a temporary directory removed with ``stack``), else the source files."""
+    yarac = tools.which("yarac", forbidden_root=forbidden_root)
+    if isinstance(yarac, NotAvailable):
+        return rules
+    try:
+        folder = stack.enter_context(tempfile.TemporaryDirectory(prefix="forensics-yara-"))
+    except OSError as exc:
+        errors.append(f"no temporary directory for the compiled rules, each run compiles them: {exc}")
+        return rules
+    target = os.path.join(folder, "rules.yarc")
+    result = tools.run([yarac, "--no-warnings", *rules, target], timeout=60)
+    if not result.ok:
+        errors.append(f"yarac could not compile the rules, each run compiles them: {result.describe()}")
+        return rules
+    return ["-C", target]
+
+
 def scan(
     fs: RootFS,
     paths: Sequence[bytes],
@@ -106,11 +130,19 @@ def scan(
         return skipped(f"no *.yar rules in {rules_dir}")
     if not paths:
         return dataclasses.replace(skipped("no added or changed regular files"), rule_files=rules)
-    argv = [binary, "--no-warnings", "--no-follow-symlinks", f"--timeout={PER_FILE_TIMEOUT}",
-            *rules, "--scan-list", "/dev/stdin"]  # fmt: skip
+    with contextlib.ExitStack() as compiled:
+        errors: list[str] = []
+        argv = [binary, "--no-warnings", "--no-follow-symlinks", f"--timeout={PER_FILE_TIMEOUT}",
+                *_compiled(rules, forbidden_root, compiled, errors), "--scan-list", "/dev/stdin"]  # fmt: skip
+        return _batches(fs, paths, rules, argv, errors, max_file, timeout)
+
+
+def _batches(
+    fs: RootFS, paths: Sequence[bytes], rules: list[str], argv: list[str], errors: list[str], max_file: int,
+    timeout: float,
+) -> YaraScan:  # fmt: skip
     matches: list[YaraMatch] = []
     not_scanned: list[tuple[bytes, str]] = []
-    errors: list[str] = []
     scanned = batches = 0
     failed = False
     soft = resource.getrlimit(resource.RLIMIT_NOFILE)[0]

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import tempfile
 import stat
 from pathlib import Path
 
@@ -195,3 +196,49 @@ def test_yara_batches(yara_tree: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     result = yarascan.scan(RootFS(yara_tree), paths, forbidden_root=str(yara_tree))
     assert result.batches == 3 and result.files == len(YARA_FIXTURES)
     assert len({m.path for m in result.matches}) == len(YARA_FIXTURES)
+
+
+def test_yara_rules_are_compiled_once_when_yarac_is_there(yara_tree: Path) -> None:
+    _need_yara()
+    if isinstance(tools.which("yarac"), NotAvailable):
+        pytest.skip("yarac is not installed (it comes with yara)")
+    paths = [b"/" + n.encode() for n in YARA_FIXTURES]
+    result = yarascan.scan(RootFS(yara_tree), paths, forbidden_root=str(yara_tree))
+    compiled = result.argv[result.argv.index("-C") + 1]
+    assert not os.path.exists(compiled), "the compiled rules are removed after the scan"
+    assert len({m.path for m in result.matches}) == len(YARA_FIXTURES)
+
+
+def test_without_a_place_for_compiled_rules_each_run_compiles_them(
+    yara_tree: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    _need_yara()
+    monkeypatch.setattr(tempfile, "tempdir", str(yara_tree / "no such directory"))
+    result = yarascan.scan(RootFS(yara_tree), [b"/clean"], forbidden_root=str(yara_tree))
+    assert result.status == "ran" and "-C" not in result.argv
+    assert any("no temporary directory" in e for e in result.errors)
+
+
+def test_rules_yarac_cannot_compile_are_compiled_by_each_run(yara_tree: Path, tmp_path: Path) -> None:
+    """yarac failing while yara works (a full disk under the temporary directory, say)
+    cannot be produced here: a stand-in for ``tools.run`` answers for yarac alone."""
+    _need_yara()
+    rules = tmp_path / "rules"
+    rules.mkdir()
+    (rules / "one.yar").write_text('rule clean_file { strings: $a = "nothing to see" condition: $a }\n')
+    real = tools.run
+    seen: list[list[str]] = []
+
+    def failing_yarac(argv: list[str], *args: object, **kw: object) -> tools.ToolRun:
+        seen.append(list(argv))
+        if os.path.basename(argv[0]) == "yarac":
+            return tools.ToolRun(list(argv), 1, b"", b"error: out of disk", 0.0)
+        return real(argv, *args, **kw)  # type: ignore[arg-type]
+
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setattr(tools, "which", lambda name, forbidden_root=None: f"/usr/bin/{name}")
+        patch.setattr(tools, "run", failing_yarac)
+        result = yarascan.scan(RootFS(yara_tree), [b"/clean"], forbidden_root="/", rules_dir=rules)
+    assert result.status == "ran" and [m.rule for m in result.matches] == ["clean_file"]
+    assert "-C" not in result.argv and str(rules / "one.yar") in result.argv
+    assert any("yarac could not compile" in e for e in result.errors)
