@@ -20,12 +20,15 @@ import hashlib
 import os
 import re
 from collections.abc import Callable, Iterable
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from forensics.findings import Finding, Severity
 from forensics.images.source import DigestCheck, ImageSource
 from forensics.records import NotAvailable, display_path
-from forensics.rules import secrets
+
+if TYPE_CHECKING:
+    # Imported where used: compiling its rules is wasted on a metadata-only scan.
+    from forensics.rules import secrets
 
 MAX_HASH = 256 << 20
 """Largest file hashed (larger ones get NotAvailable)."""
@@ -180,6 +183,8 @@ def scan_image(source: ImageSource, options: ScanOptions = ScanOptions()) -> Ima
 def _content(
     entry: Any, options: ScanOptions, problems: list[str]
 ) -> tuple[str | NotAvailable, tuple[Any, ...], tuple[tuple[str, Any], ...]]:
+    from forensics.rules import secrets
+
     if entry.size > options.hash_limit:
         return NotAvailable(f"{entry.size} bytes, over the {options.hash_limit} hash limit"), (), ()
     parsers = options.parsers + ((PACKAGE_FILES,) if options.search else ())
@@ -483,6 +488,8 @@ def search(scan: ImageScan) -> list[SearchHit]:
     list or an earlier one, are the distribution's: INFO, summarised in one finding. A
     later layer that changes such a file is the image author's, and its hits count.
     """
+    from forensics.rules import secrets
+
     hits: list[SearchHit] = []
     final = final_files(scan)
     packaged = package_files(final)

@@ -74,7 +74,8 @@ def test_verify_exit_codes(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -
 HEAVY = (
     "docker", "requests", "urllib3", "capstone", "elftools", "ppdeep", "forensics.binary.analyze",
     "forensics.containers.diff", "forensics.containers.extract", "forensics.images.analysis",
-    "forensics.images.source", "forensics.triage", "forensics.report.document", "forensics.evidence.verify",
+    "forensics.images.source", "forensics.rules.secrets", "forensics.triage", "forensics.report.document",
+    "forensics.evidence.verify",
 )  # fmt: skip
 """Modules a command imports when it runs; the CLI's start must not (about 0.5 s in all)."""
 
