@@ -97,7 +97,7 @@ def _sha256sum(upper: str, paths: list[str], repeat: int) -> tuple[float, dict[s
     sums = {}
     for line in out.decode().splitlines():
         digest, name = line.split("  ", 1)
-        sums[name[len(upper):]] = digest
+        sums[name[len(upper) :]] = digest
     return seconds, sums
 
 

@@ -138,7 +138,9 @@ class Matcher:
         self._patterns = {rule.id: rule.pattern() for rule in rules}
         self._paths = {rule.id: None if "*" in rule.paths else _globs(rule.paths) for rule in rules}
         self._exclude = {rule.id: _globs(rule.exclude) for rule in rules}
-        self._any_path = _globs([glob for rule in rules if self._paths[rule.id] is not None for glob in rule.paths])
+        self._any_path = _globs(
+            [glob for rule in rules if self._paths[rule.id] is not None for glob in rule.paths]
+        )
         excludes = sorted({rule.exclude for rule in rules if rule.exclude and self._paths[rule.id] is None})
         self._general_excludes = [(1 << bit, _globs(globs)) for bit, globs in enumerate(excludes)]
         self._exclude_bit = {globs: 1 << bit for bit, globs in enumerate(excludes)}

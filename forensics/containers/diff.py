@@ -161,7 +161,9 @@ def show(path: bytes) -> str:
     return "".join(ch if ch.isprintable() else f"\\x{ord(ch):02x}" for ch in text)
 
 
-def _read(dir_fd: int, name: bytes, st: os.stat_result, hash_limit: int, window: int) -> tuple[str | NotAvailable, bytes]:
+def _read(
+    dir_fd: int, name: bytes, st: os.stat_result, hash_limit: int, window: int
+) -> tuple[str | NotAvailable, bytes]:
     """(SHA-256 or why not, first ``window`` bytes) of the regular file ``name`` in the
     writable directory ``dir_fd``, lstat'ed as ``st``: opened once, read once."""
     try:
@@ -238,7 +240,9 @@ class _Reader:
                 target = NotAvailable(f"unreadable: {exc}")
             return NotAvailable("not a regular file"), target, self.matcher.matches(candidate, wanted, b"")
         if self.budget <= 0:
-            sha: str | NotAvailable = NotAvailable(f"the {MAX_HASH_TOTAL}-byte hash budget of this container is spent")
+            sha: str | NotAvailable = NotAvailable(
+                f"the {MAX_HASH_TOTAL}-byte hash budget of this container is spent"
+            )
             return sha, None, self.matcher.matches(candidate, wanted, b"")
         sha, head = _read(dir_fd, name, new, min(self.hash_limit, self.budget), window)
         if isinstance(sha, str):  # only what was hashed: a file over the limit costs nothing

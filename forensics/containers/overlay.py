@@ -226,7 +226,9 @@ class _Walk:
         at: tuple[int, bytes] | None = None,
     ) -> None:  # fmt: skip
         """Record a change; ``at`` (upper dir fd, name) offers it to the visit hook."""
-        change = RawChange(kind, path, new, found.st if found else None, found.layer if found else None, cause)
+        change = RawChange(
+            kind, path, new, found.st if found else None, found.layer if found else None, cause
+        )
         self.out.append(change)
         if at is not None and self.visit is not None and new is not None and _readable(new.st_mode):
             try:
