@@ -24,6 +24,7 @@ from typing import Any
 from forensics.containers import yarascan
 from forensics.containers.checks import Candidate, Matcher
 from forensics.containers.layers import ContainerLayers, Layer, host_path
+from forensics.containers.limits import MAX_HASH
 from forensics.containers.overlay import OverlayChanges, RawChange, compute_changes
 from forensics.containers.runtime import MountRecord, mounts_of
 from forensics.errors import UnsafePath
@@ -34,8 +35,6 @@ from forensics.host.rootfs import RootFS, file_type, open_file_at
 from forensics.records import NotAvailable, built, display_path, path_record, to_jsonable
 from forensics.rules.container_changes import ChangeRule
 
-MAX_HASH = 100 * 1024 * 1024
-"""Largest file hashed; a larger one gets NotAvailable (its first bytes are still checked)."""
 MAX_HASH_TOTAL = 8 * 1024 * 1024 * 1024
 """Bytes hashed per container in all; later files get NotAvailable."""
 CHUNK = 1 << 20
