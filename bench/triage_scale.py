@@ -11,10 +11,13 @@ vulnerability DB is used (trivy is not on this host's PATH: scan.trivy is skippe
 
 The host is shared: the triage also reads the containers and images other people left on
 it, so the point with 0 victims is the fixed cost of this host as it stood then (it moves
-as others' containers come and go). Growth is judged on the victim points alone: a
-least-squares line through them (each point the fastest of two runs) and the largest
-distance of a point from it. On this shared machine a run moves by a few seconds, about
-what ten victims add. Removes its containers, images and archives at the end.
+as others' containers come and go). Growth is judged on the victim points alone (each the
+fastest of two runs): the target is growth no faster than linear, so a least-squares line
+through every victim point but the largest is carried out to the largest, and the largest
+point's time over that line's must stay within 1.15 (a fixed cost that dominates the small
+points bends the curve below the line, which is not a miss). The line through all victim
+points is printed too. On this shared machine a run moves by a few seconds, about what ten
+victims add. Removes its containers, images and archives at the end.
 """
 
 from __future__ import annotations
@@ -101,13 +104,19 @@ def rows(points: list[int], repeat: int = 2) -> list[Row]:
         out.append(Row("whole triage (monitor 1 s, no vuln DB)", f"{point} victims ({on_host} containers on host)",
                        f"{seconds:.1f} s", "-", None, "20 victims <= 60 s" if point == 20 else "", met,
                        f"fastest of {repeat}; slowest steps: {steps}"))  # fmt: skip
-    fit = [(p, t) for p, t, _, _ in measured if p > 0]
+    fit = sorted((p, t) for p, t, _, _ in measured if p > 0)
     if len(fit) >= 3:
         a, b, worst = linear_fit(fit)
-        out.append(Row("whole triage (monitor 1 s, no vuln DB)", "growth: least-squares line over victim points",
-                       f"{b:.2f} s/victim + {a:.1f} s", "-", worst, "linear (residual <= 0.15)", worst <= 0.15,
-                       "ratio: the largest distance of a point from the line, as a share of that point's time "
-                       "(victim points only: the 0 point carries other people's containers)"))  # fmt: skip
+        below_a, below_b, _ = linear_fit(fit[:-1])
+        last, took = fit[-1]
+        line = below_a + below_b * last
+        ratio = took / line
+        out.append(Row("whole triage (monitor 1 s, no vuln DB)",
+                       f"growth: {last} victims against the line through the smaller victim points",
+                       f"{took:.1f} s", f"{line:.1f} s", ratio, "at most linear (<= 1.15)", ratio <= 1.15,
+                       f"line through the smaller points: {below_b:.2f} s/victim + {below_a:.1f} s; through all "
+                       f"victim points: {b:.2f} s/victim + {a:.1f} s, largest distance of a point from it "
+                       f"{worst:.0%} of that point's time (the 0 point carries other people's containers)"))  # fmt: skip
     return out
 
 
