@@ -37,6 +37,17 @@ def built(cls: type[_T], **fields: Any) -> _T:
     return record
 
 
+def char_escape(ch: str) -> str:
+    """One unprintable character as an unambiguous escape: ``\\x1b`` below 0x100 (and for a
+    byte that was not UTF-8, kept by ``surrogateescape``), ``\\u202e``, ``\\U000e0001``."""
+    code = ord(ch)
+    if 0xDC80 <= code <= 0xDCFF:
+        return f"\\x{code - 0xDC00:02x}"
+    if code < 0x100:
+        return f"\\x{code:02x}"
+    return f"\\u{code:04x}" if code < 0x10000 else f"\\U{code:08x}"
+
+
 def display_path(raw: bytes | str) -> str:
     """A file name as text. Non-UTF-8 bytes become ``\\xNN`` escapes.
 

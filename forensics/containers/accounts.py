@@ -11,6 +11,7 @@ import dataclasses
 import re
 
 from forensics.findings import Finding, Severity
+from forensics.records import char_escape
 
 PRIVILEGED_GROUPS = frozenset({"root", "sudo", "wheel", "adm", "admin", "docker", "disk", "shadow", "lxd",
                                "kmem", "systemd-journal"})  # fmt: skip
@@ -250,7 +251,7 @@ def findings(
     out = []
     for change in changes:
         title = _TITLES[change.what].format(account=change.account, file=change.file, after=change.after)
-        title = "".join(ch if ch.isprintable() else f"\\x{ord(ch):02x}" for ch in title)
+        title = "".join(ch if ch.isprintable() else char_escape(ch) for ch in title)
         out.append(
             Finding(
                 rule=f"container.accounts.{change.what}",

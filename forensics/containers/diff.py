@@ -32,7 +32,7 @@ from forensics.findings import Finding, Severity
 from forensics.host.disk import DiskContainer
 from forensics.host.engine import Engine
 from forensics.host.rootfs import RootFS, file_type, open_file_at
-from forensics.records import NotAvailable, built, display_path, path_record, to_jsonable
+from forensics.records import NotAvailable, built, char_escape, display_path, path_record, to_jsonable
 from forensics.rules.container_changes import ChangeRule
 
 MAX_HASH_TOTAL = 8 * 1024 * 1024 * 1024
@@ -157,7 +157,7 @@ class ContainerDiff:
 def show(path: bytes) -> str:
     """A path for one line of text: non-UTF-8 and control characters escaped."""
     text = display_path(path)
-    return "".join(ch if ch.isprintable() else f"\\x{ord(ch):02x}" for ch in text)
+    return text if text.isprintable() else "".join(ch if ch.isprintable() else char_escape(ch) for ch in text)
 
 
 def _read(

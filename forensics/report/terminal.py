@@ -12,7 +12,7 @@ from forensics.containers.listing import ContainerEntry
 from forensics.evidence.verify import VerifyResult
 from forensics.findings import Severity
 from forensics.host.doctor import DoctorReport
-from forensics.records import NotAvailable
+from forensics.records import NotAvailable, char_escape
 from forensics.triage import TriageResult
 
 
@@ -28,15 +28,6 @@ def console(**kwargs: Any) -> Console:
 out = console()
 err = console(stderr=True)
 """Module-level so the CLI can share them; tests swap them for recording consoles."""
-
-
-def _show_char(ch: str) -> str:
-    code = ord(ch)
-    if 0xDC80 <= code <= 0xDCFF:  # a byte that was not UTF-8 (surrogateescape)
-        return f"\\x{code - 0xDC00:02x}"
-    if code < 0x100:
-        return f"\\x{code:02x}"
-    return f"\\u{code:04x}" if code < 0x10000 else f"\\U{code:08x}"
 
 
 def safe(value: object, limit: int | None = None, *, lines: bool = False) -> str:
@@ -55,9 +46,16 @@ def safe(value: object, limit: int | None = None, *, lines: bool = False) -> str
     cut = limit is not None and len(text) > limit
     if cut:
         text = text[:limit]
+    return escape(inert(text, lines=lines) + ("…" if cut else ""))
+
+
+def inert(text: str, *, lines: bool = False) -> str:
+    """``text`` with every unprintable character shown as an escape (see :func:`safe`), for
+    plain output that Rich does not render."""
+    if text.isprintable():
+        return text
     keep = "\n\t" if lines else ""
-    clean = "".join(ch if ch.isprintable() or ch in keep else _show_char(ch) for ch in text)
-    return escape(clean + ("…" if cut else ""))
+    return "".join(ch if ch.isprintable() or ch in keep else char_escape(ch) for ch in text)
 
 
 def doctor(report: DoctorReport) -> None:
@@ -186,10 +184,18 @@ def _problem_line(problem: object) -> None:
 def container_diff(diff: ContainerDiff) -> None:
     from forensics.containers.diff import show
 
-    colours = {"A": "green", "C": "yellow", "D": "red"}
-    for entry in diff.entries:
-        out.print(f"[{colours[entry.kind]}]{entry.kind}[/] {safe(show(entry.path))}{_flag_text(entry.flags)}",
-                  soft_wrap=True)  # fmt: skip
+    if out.is_terminal:
+        colours = {"A": "green", "C": "yellow", "D": "red"}
+        for entry in diff.entries:
+            out.print(f"[{colours[entry.kind]}]{entry.kind}[/] {safe(show(entry.path))}{_flag_text(entry.flags)}",
+                      soft_wrap=True)  # fmt: skip
+    else:
+        # Piped, as docker diff's output usually is: the same lines as plain text in one
+        # write (Rich would parse and render each of 20,000 lines to print no colour).
+        out.file.write("".join(
+            f"{e.kind} {inert(show(e.path))}{'  ' + inert(' '.join(e.flags)) if e.flags else ''}\n"
+            for e in diff.entries
+        ))  # fmt: skip
     counts = ", ".join(f"{diff.counts.get(k, 0)} {k}" for k in "ACD")
     err.print(f"{safe(diff.name or diff.container_id[:12])}: {counts}; {diff.entries_examined} entries in the "
               f"writable layer; layers from {safe(diff.layers.source)}")  # fmt: skip

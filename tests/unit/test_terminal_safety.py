@@ -168,3 +168,28 @@ def test_scan_renderers(shown: Callable[[], str]) -> None:
     assert text.count(SHOWN) >= 4 + 2 + 3 + 6
     # details keep their lines inside the cell; the controls are still shown
     assert "b\\x1b[31m\\x07\\x0d\\xff" in text
+
+
+def test_a_piped_container_diff_prints_the_terminals_lines_as_plain_text(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """Piped, the change lines skip Rich (one write); they must read exactly as the
+    terminal's, and stay as inert."""
+    raw = HOSTILE.encode("utf-8", "surrogateescape")
+    entries = [NS(kind="A", path=raw, flags=(HOSTILE,)), NS(kind="C", path=b"/etc/passwd", flags=()),
+               NS(kind="D", path=b"/tmp/\xe2\x80\xaeevil [b]", flags=("exec.elf", "names.odd"))]  # fmt: skip
+    diff = NS(entries=entries, counts={"A": 1}, name="web", container_id="c" * 64, entries_examined=3,
+              layers=NS(source="lower-file"), engine=_na(), yara=NS(status="skipped", reason="x"),
+              findings=[], problems=[])  # fmt: skip
+    monkeypatch.setattr(terminal, "err", terminal.console(file=io.StringIO()))
+    tty = terminal.console(file=io.StringIO(), record=True, width=3000, force_terminal=True)
+    monkeypatch.setattr(terminal, "out", tty)
+    terminal.container_diff(diff)  # type: ignore[arg-type]
+    piped = terminal.console(file=io.StringIO(), width=3000)
+    monkeypatch.setattr(terminal, "out", piped)
+    terminal.container_diff(diff)  # type: ignore[arg-type]
+    plain = piped.file.getvalue()  # type: ignore[attr-defined]
+    assert not piped.is_terminal and "\x1b" not in plain and "\u202e" not in plain
+    assert plain == tty.export_text(clear=False)
+    assert plain.splitlines()[0] == f"A {SHOWN}  {SHOWN}"
+    assert plain.splitlines()[2] == "D /tmp/\\u202eevil [b]  exec.elf names.odd"
