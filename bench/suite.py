@@ -69,7 +69,12 @@ def plan(quick: bool) -> dict[str, Callable[[], list[Row]]]:
             "triage_scale": lambda: triage_scale.rows([0, 2, 5], repeat=1),
         }
     return {
-        "container_diff": lambda: container_diff.rows(1_000) + container_diff.rows(20_000),
+        "container_diff": lambda: [
+            row
+            for image in ("forensics-test/busybox:latest", "debian:bookworm-slim")
+            for files in (1_000, 20_000)
+            for row in container_diff.rows(files, image)
+        ],
         "container_compare": lambda: container_compare.rows(100),
         "image_layers": lambda: image_layers.rows([100, 500]),
         "manifest_hash": lambda: manifest_hash.rows(1024, 256),
