@@ -4,12 +4,13 @@ The tool comes from the appliance's own PATH through :func:`forensics.tools.run`
 from the analysed root. It is never handed a path inside the suspect's file system: it
 would open it itself, following a link that a running container swapped in, and (on a
 writable mount) update the file's access time. Instead each file is read by us through
-:class:`RootFS` (no links, ``O_NOATIME``), copied into an anonymous memory file
-(``memfd_create``), and yara scans ``/proc/<our pid>/fd/<n>``. Files go in batches bounded
-in count and bytes; each batch is one ``--scan-list`` on stdin. The rules are compiled once
-with ``yarac`` into a private temporary directory (compiling them costs each yara run more
-than scanning a batch of small files); without ``yarac``, or when it fails, each run
-compiles the sources. When ``yara`` is absent the scan is a recorded skip, not an error.
+:class:`RootFS` (no links, ``O_NOATIME``; each directory resolved once for all its files),
+copied into an anonymous memory file (``memfd_create``), and yara scans
+``/proc/<our pid>/fd/<n>``. Files go in batches bounded in count and bytes; each batch is
+one ``--scan-list`` on stdin. The rules are compiled once with ``yarac`` into a private
+temporary directory (compiling them costs each yara run more than scanning a batch of
+small files); without ``yarac``, or when it fails, each run compiles the sources. When
+``yara`` is absent the scan is a recorded skip, not an error.
 """
 
 from __future__ import annotations
@@ -25,7 +26,7 @@ from pathlib import Path
 
 from forensics import tools
 from forensics.errors import UnsafePath
-from forensics.host.rootfs import RootFS
+from forensics.host.rootfs import RootFS, open_file_at
 from forensics.records import NotAvailable
 
 RULES_DIR = Path(__file__).resolve().parent.parent / "rules" / "yara"
@@ -74,22 +75,66 @@ def rule_files(rules_dir: Path = RULES_DIR) -> list[Path]:
 
 
 @contextlib.contextmanager
-def _memfd_copy(fs: RootFS, path: bytes, limit: int) -> Iterator[tuple[int, int]]:
-    """(memfd, size) holding the file's content; the memfd is closed afterwards."""
-    with fs.open_regular(path, follow=False) as (src, st):
+def _memfd_copy(dir_fd: int, name: bytes, limit: int) -> Iterator[tuple[int, int]]:
+    """(memfd, size) holding the content of the regular file ``name`` in ``dir_fd`` (looked
+    at with lstat, opened without following it, on that inode); the memfd is closed after."""
+    src, st = open_file_at(dir_fd, name, os.stat(name, dir_fd=dir_fd, follow_symlinks=False))
+    try:
         if st.st_size > limit:
             raise UnsafePath(f"{st.st_size} bytes, over the {limit}-byte limit")
         mem = os.memfd_create("forensics-yara", os.MFD_CLOEXEC)
         try:
             copied = 0
-            while chunk := os.read(src, min(1 << 20, limit + 1 - copied)):
+            want = min(1 << 20, limit + 1, st.st_size + 1)  # a small file: one read, no 1 MiB buffer
+            while True:
+                chunk = os.read(src, want)
                 copied += len(chunk)
                 if copied > limit:
                     raise UnsafePath(f"grew past the {limit}-byte limit while read")
-                os.write(mem, chunk)
+                if chunk:
+                    os.write(mem, chunk)
+                if len(chunk) < want:  # a short read of a regular file is its end
+                    break
+                want = min(1 << 20, limit + 1 - copied)
             yield mem, copied
         finally:
             os.close(mem)
+    finally:
+        os.close(src)
+
+
+class _Parents:
+    """The directory of the file at hand, opened once for all its files in a row (the
+    paths come sorted): a path is resolved inside the root once per directory, not once
+    per file."""
+
+    def __init__(self, fs: RootFS) -> None:
+        self.fs = fs
+        self.path: bytes | None = None
+        self.fd: int | Exception = UnsafePath("no directory yet")
+        self.stack = contextlib.ExitStack()
+
+    def __enter__(self) -> _Parents:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.stack.close()
+
+    def open(self, path: bytes) -> tuple[int, bytes]:
+        """(fd of the directory holding ``path``, the name in it); raises why not."""
+        parent, _, name = path.rstrip(b"/").rpartition(b"/")
+        if parent != self.path:
+            self.stack.close()
+            self.path = parent
+            try:
+                self.fd = self.stack.enter_context(self.fs.directory(parent or b"/"))
+            except (UnsafePath, OSError) as exc:
+                self.fd = exc
+        if isinstance(self.fd, Exception):
+            raise self.fd
+        if not name or name in (b".", b".."):
+            raise UnsafePath(f"{path!r} does not name a file")
+        return self.fd, name
 
 
 def _compiled(
@@ -148,34 +193,35 @@ def _batches(
     soft = resource.getrlimit(resource.RLIMIT_NOFILE)[0]
     per_batch = BATCH_FILES if soft == resource.RLIM_INFINITY else max(1, min(BATCH_FILES, (soft - 64) // 2))
     todo = collections.deque(paths)
-    while todo:
-        with contextlib.ExitStack() as stack:
-            batch: dict[bytes, bytes] = {}
-            size = 0
-            while todo and len(batch) < per_batch and size < BATCH_BYTES:
-                path = todo.popleft()
-                try:
-                    mem, copied = stack.enter_context(_memfd_copy(fs, path, max_file))
-                except (UnsafePath, OSError) as exc:
-                    not_scanned.append((path, str(exc)))
+    with _Parents(fs) as parents:
+        while todo:
+            with contextlib.ExitStack() as stack:
+                batch: dict[bytes, bytes] = {}
+                size = 0
+                while todo and len(batch) < per_batch and size < BATCH_BYTES:
+                    path = todo.popleft()
+                    try:
+                        mem, copied = stack.enter_context(_memfd_copy(*parents.open(path), max_file))
+                    except (UnsafePath, OSError) as exc:
+                        not_scanned.append((path, str(exc)))
+                        continue
+                    batch[f"/proc/{os.getpid()}/fd/{mem}".encode()] = path
+                    size += copied
+                if not batch:
                     continue
-                batch[f"/proc/{os.getpid()}/fd/{mem}".encode()] = path
-                size += copied
-            if not batch:
-                continue
-            batches += 1
-            result = tools.run(argv, timeout=timeout, stdin=b"\n".join(batch) + b"\n")
-            scanned += len(batch)
-            for line in result.stdout.splitlines():
-                rule, sep, where = line.partition(b" ")
-                if sep and where in batch:
-                    matches.append(YaraMatch(batch[where], rule.decode("ascii", "replace")))
-            for said in result.stderr.decode("utf-8", "replace").splitlines():
-                if len(errors) < 200:
-                    errors.append(said)
-            if not result.ok:
-                failed = True
-                errors.append(f"batch {batches}: {result.describe()}")
+                batches += 1
+                result = tools.run(argv, timeout=timeout, stdin=b"\n".join(batch) + b"\n")
+                scanned += len(batch)
+                for line in result.stdout.splitlines():
+                    rule, sep, where = line.partition(b" ")
+                    if sep and where in batch:
+                        matches.append(YaraMatch(batch[where], rule.decode("ascii", "replace")))
+                for said in result.stderr.decode("utf-8", "replace").splitlines():
+                    if len(errors) < 200:
+                        errors.append(said)
+                if not result.ok:
+                    failed = True
+                    errors.append(f"batch {batches}: {result.describe()}")
     status = "failed" if failed else "ran"
     reason = "a batch failed: see errors" if failed else ""
     return YaraScan(status, reason, rules, scanned, matches, not_scanned, argv, batches, errors)

@@ -189,6 +189,29 @@ def test_yara_absent_is_a_recorded_skip(yara_tree: Path, monkeypatch: pytest.Mon
     assert result.status == "skipped" and "not on PATH" in result.reason
 
 
+def test_yara_reads_files_in_many_directories_and_no_link_leads_it_out(
+    yara_tree: Path, tmp_path: Path
+) -> None:
+    _need_yara()
+    outside = tmp_path / "outside"
+    outside.mkdir()
+    rule, data = next(iter(YARA_FIXTURES.items()))
+    (outside / "payload").write_bytes(data)
+    for folder in ("a", "a/b", "c"):
+        (yara_tree / folder).mkdir()
+        (yara_tree / folder / "payload").write_bytes(data)
+    os.symlink(outside, yara_tree / "out")  # absolute: inside the root it leads nowhere
+    os.symlink("../" * 12 + str(outside).lstrip("/"), yara_tree / "climb")
+    paths = [b"/a/payload", b"/a/b/payload", b"/c/payload", b"/out/payload", b"/climb/payload", b"/a/b/none"]
+    result = yarascan.scan(RootFS(yara_tree), paths, forbidden_root=str(yara_tree))
+    assert {m.path for m in result.matches if m.rule == rule} == {
+        b"/a/payload",
+        b"/a/b/payload",
+        b"/c/payload",
+    }
+    assert {p for p, _why in result.not_scanned} == {b"/out/payload", b"/climb/payload", b"/a/b/none"}
+
+
 def test_yara_batches(yara_tree: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     _need_yara()
     monkeypatch.setattr(yarascan, "BATCH_FILES", 2)

@@ -188,3 +188,25 @@ def test_open_file_at_lands_on_the_lstated_inode_only(hostile: tuple[Path, Path]
             open_file_at(root_fd, b"fifo", fifo)
     finally:
         os.close(root_fd)
+
+
+def test_directory_fds_stay_inside_the_root(hostile: tuple[Path, Path]) -> None:
+    root, outside = hostile
+    fs = RootFS(root)
+    inside = os.stat(root)
+    for path in ("/dots", "/rootlink", "/self", "/", "/etc/.."):
+        with fs.directory(path) as fd:
+            st = os.fstat(fd)
+            assert (st.st_dev, st.st_ino) == (inside.st_dev, inside.st_ino), path
+    with fs.directory("/etc") as fd:
+        shadow = os.stat(b"shadow", dir_fd=fd, follow_symlinks=False)
+        src, _st = open_file_at(fd, b"shadow", shadow)
+        try:
+            assert os.read(src, 100) == b"container shadow"
+        finally:
+            os.close(src)
+    (root / "out").symlink_to(outside)  # absolute: taken against the root, where it is missing
+    for path, error in (("/etc/shadow", UnsafePath), ("/fifo", UnsafePath), ("/nope", PathNotFound),
+                        ("/out", PathNotFound), ("/loop1", LinkLimit)):  # fmt: skip
+        with pytest.raises(error), fs.directory(path):
+            pass
