@@ -34,8 +34,10 @@ TIMEOUT = 300.0
 """Seconds for one batch."""
 PER_FILE_TIMEOUT = 30
 MAX_FILE = 100 * 1024 * 1024
-BATCH_FILES = 500
-"""Files per yara run (fewer when the open-file limit is low: each is an open memfd)."""
+BATCH_FILES = 2000
+"""Files per yara run (fewer when the open-file limit is low: each is an open memfd). Each
+run costs a start and a load of the rules: 20,000 small files took 2.3 s in runs of 500 and
+1.8 s in runs of 2,000 here."""
 BATCH_BYTES = 256 * 1024 * 1024
 
 
