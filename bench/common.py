@@ -60,6 +60,22 @@ def timed(fn: Callable[[], Any], repeat: int) -> tuple[float, Any]:
     return statistics.median(times), result
 
 
+def interleaved(fns: dict[str, Callable[[], Any]], repeat: int) -> tuple[dict[str, float], dict[str, Any]]:
+    """Fastest seconds of each of ``fns`` over ``repeat`` rounds, each round running every one
+    in turn (so a slow spell of the shared machine falls on all sides alike), and the last
+    result of each. The fastest, not the median: on a machine shared with others, noise only
+    ever adds time."""
+    best: dict[str, float] = {}
+    results: dict[str, Any] = {}
+    for _ in range(repeat):
+        for name, fn in fns.items():
+            start = time.perf_counter()
+            results[name] = fn()
+            took = time.perf_counter() - start
+            best[name] = min(best.get(name, took), took)
+    return best, results
+
+
 def run(argv: list[str], check: bool = True, env: dict[str, str] | None = None,
         timeout: float = 3600, stdin: Any = None) -> subprocess.CompletedProcess[bytes]:  # fmt: skip
     """Run a command, output captured; raise with its stderr when it fails and ``check``."""

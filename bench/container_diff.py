@@ -8,24 +8,28 @@ alone (overlay walk), and our whole diff (hashes, rules; YARA off and on). Print
 and each ratio to the engine's time. The whole diff is also set beside what gives the same
 evidence by hand: the engine's list, then ``sha256sum`` of every added or changed regular
 file in the writable layer (one ``xargs -0 sha256sum`` run; making its list is not timed).
-Not a test: nothing is asserted but equality of the change sets and of the hashes. Needs
-root and a local engine; removes its container at the end. bench/run uses :func:`rows`.
+Each is the fastest of five rounds in which every side runs once in turn, so that a slow
+spell of the shared machine falls on all of them alike. Not a test: nothing is asserted
+but equality of the change sets and of the hashes. Needs root and a local engine; removes
+its container at the end. bench/run uses :func:`rows`.
 """
 
 from __future__ import annotations
 
 import argparse
+import contextlib
 import os
 import stat
 import subprocess
 import sys
 import tempfile
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 if __name__ == "__main__":
     sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from bench.common import LABEL, Row, client, remove_container, timed, wait_log
+from bench.common import LABEL, Row, client, interleaved, remove_container, timed, wait_log
 from forensics.containers.diff import DiffOptions, analyse
 from forensics.containers.layers import container_layers, host_path, resolve_container
 from forensics.containers.overlay import compute_changes
@@ -47,7 +51,7 @@ exec sleep 3600
 """
 
 
-def measure(files: int, image: str = "forensics-test/busybox:latest", repeat: int = 3,
+def measure(files: int, image: str = "forensics-test/busybox:latest", repeat: int = 5,
             yara: bool = True) -> tuple[dict[str, float], bool, int, int]:  # fmt: skip
     """Seconds of the engine's GET /changes and of ours (change list, whole diff, with YARA),
     whether the change sets are equal, their size, and how many entries the image's layers
@@ -65,16 +69,23 @@ def measure(files: int, image: str = "forensics-test/busybox:latest", repeat: in
         upper = host_path("/", layers.upper)
         lowers = [host_path("/", layer.path) for layer in layers.lowers]
         kinds = {0: "C", 1: "A", 2: "D"}
-        seconds: dict[str, float] = {}
-        seconds["engine"], engine = timed(lambda: cli.api.diff(container.id), repeat)
-        seconds["walk"], ours = timed(lambda: compute_changes(upper, lowers), repeat)
-        seconds["full"], whole = timed(lambda: analyse(found, layers, "/", DiffOptions(yara=False)), repeat)
+        engine = cli.api.diff(container.id)
+        theirs = {(kinds[c["Kind"]], c["Path"]) for c in engine}
+        with _sha256sum(upper, sorted(p for k, p in theirs if k in "AC")) as hash_all:
+            seconds, results = interleaved({
+                "engine": lambda: cli.api.diff(container.id),
+                "sha256sum": hash_all,
+                "walk": lambda: compute_changes(upper, lowers),
+                "full": lambda: analyse(found, layers, "/", DiffOptions(yara=False)),
+            }, repeat)  # fmt: skip
         if yara:
             seconds["yara"], _ = timed(lambda: analyse(found, layers, "/", DiffOptions(yara=True)), 1)
-        theirs = {(kinds[c["Kind"]], c["Path"]) for c in engine}
-        mine = {(c.kind, c.path.decode()) for c in ours.changes}
-        seconds["sha256sum"], sums = _sha256sum(upper, sorted(p for k, p in theirs if k in "AC"), repeat)
-        hashed = {e.path.decode(): e.sha256 for e in whole.entries if isinstance(e.sha256, str)}
+        mine = {(c.kind, c.path.decode()) for c in results["walk"].changes}
+        sums = {}
+        for line in results["sha256sum"].decode().splitlines():
+            digest, name = line.split("  ", 1)
+            sums[name[len(upper) :]] = digest
+        hashed = {e.path.decode(): e.sha256 for e in results["full"].entries if isinstance(e.sha256, str)}
         image_entries = sum(len(dirs) + len(names) for lower in lowers for _, dirs, names in os.walk(lower))
         return seconds, theirs == mine and sums == hashed, len(theirs), image_entries
     finally:
@@ -82,9 +93,10 @@ def measure(files: int, image: str = "forensics-test/busybox:latest", repeat: in
         cli.close()
 
 
-def _sha256sum(upper: str, paths: list[str], repeat: int) -> tuple[float, dict[str, str]]:
-    """Seconds of ``xargs -0 sha256sum`` over the regular files among ``paths`` in the
-    writable layer ``upper``, and path -> digest."""
+@contextlib.contextmanager
+def _sha256sum(upper: str, paths: list[str]) -> Iterator[Callable[[], bytes]]:
+    """A run of ``xargs -0 sha256sum`` over the regular files among ``paths`` in the writable
+    layer ``upper`` (its list made here, untimed); it gives sha256sum's output."""
     files = [p for p in paths if stat.S_ISREG(os.lstat(upper + p).st_mode)]
     with tempfile.NamedTemporaryFile() as listing:
         listing.write(b"".join(os.fsencode(upper + p) + b"\0" for p in files))
@@ -95,15 +107,10 @@ def _sha256sum(upper: str, paths: list[str], repeat: int) -> tuple[float, dict[s
                 return subprocess.run(["xargs", "-0", "sha256sum"], stdin=stdin, capture_output=True,
                                       check=True).stdout  # fmt: skip
 
-        seconds, out = timed(hash_all, repeat)
-    sums = {}
-    for line in out.decode().splitlines():
-        digest, name = line.split("  ", 1)
-        sums[name[len(upper) :]] = digest
-    return seconds, sums
+        yield hash_all
 
 
-def rows(files: int, image: str = "forensics-test/busybox:latest", repeat: int = 3) -> list[Row]:
+def rows(files: int, image: str = "forensics-test/busybox:latest", repeat: int = 5) -> list[Row]:
     """The suite's rows: our change list against GET /changes (what docker diff gives);
     our whole diff (hashes, rules, no YARA) against GET /changes + sha256sum of the changed
     files (the same evidence by hand), and, for the record, against GET /changes alone.
@@ -114,7 +121,7 @@ def rows(files: int, image: str = "forensics-test/busybox:latest", repeat: int =
     """
     seconds, equal, count, image_entries = measure(files, image, repeat=repeat, yara=False)
     engine, by_hand = seconds["engine"], seconds["engine"] + seconds["sha256sum"]
-    note = f"{count:,} changes, sets and hashes {'equal' if equal else 'DIFFER'}"
+    note = f"{count:,} changes, sets and hashes {'equal' if equal else 'DIFFER'}; fastest of {repeat}, interleaved"
     walk, full = seconds["walk"], seconds["full"]
     base = f"{files:,} files on {image.split('/')[-1]} ({image_entries:,} entries)"
     return [
@@ -133,7 +140,7 @@ def main() -> int:
     parser = argparse.ArgumentParser()
     parser.add_argument("--files", type=int, default=20_000)
     parser.add_argument("--image", default="forensics-test/busybox:latest")
-    parser.add_argument("--repeat", type=int, default=3)
+    parser.add_argument("--repeat", type=int, default=5)
     args = parser.parse_args()
     seconds, equal, count, image_entries = measure(args.files, args.image, args.repeat)
     print(
