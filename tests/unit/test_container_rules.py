@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import fnmatch
 import os
 import stat
 import tempfile
@@ -265,3 +266,27 @@ def test_rules_yarac_cannot_compile_are_compiled_by_each_run(yara_tree: Path, tm
     assert result.status == "ran" and [m.rule for m in result.matches] == ["clean_file"]
     assert "-C" not in result.argv and str(rules / "one.yar") in result.argv
     assert any("yarac could not compile" in e for e in result.errors)
+
+
+GLOB_PATHS = [
+    "/etc/passwd", "/etc/passwd-", "/etc/cron.d/job", "/etc/crontab", "/etc/cron.daily", "/root/.bashrc",
+    "/home/u/.ssh/authorized_keys", "/home/u/.ssh/authorized_keys2", "/var/www/html/a.php", "/srv", "/srv/x",
+    "/tmp/x", "/tmp", "/var/tmp/.x", "/etc/rc3.d/S01x", "/etc/rcS.d/x", "/etc/rc7.d/x", "/x/htdocs/y", "/htdocs/",
+    "/b/public_html/i.php", "/usr/lib/x86_64-linux-gnu/security/pam_x.so", "/lib/security/a",
+    "/etc/ssh/ssh_host_rsa_key", "/etc/s6-overlay/x", "/opt/app/webapps/ROOT/x.jsp", "/opt/webapps/x",
+    "/var/spool/cron/crontabs/root", "/etc/ld.so.preload", "/etc/ld.so.conf.d/a.conf", "/a/.config/fish/config.fish",
+    "/a/.config/systemd/user/x.service", "/a\nb/.bashrc", "/etc/profile.d/x.sh", "/var/log/a", "/.bash_history",
+    "/data/d3/f3456", "", "/", "*", "/etc/skel/.bashrc", "/x.bashrc", "/\udcff/.viminfo",
+]  # fmt: skip
+
+
+def test_globsets_match_exactly_as_fnmatch_does() -> None:
+    """Each glob of the table, and each rule's list as one set, against fnmatch (``*``
+    crosses ``/``) over paths that sit on and beside every kind of glob."""
+    from forensics.containers.checks import GlobSet
+
+    lists = [r.paths for r in RULES] + [r.exclude for r in RULES if r.exclude]
+    for globs in lists + [(g,) for globs in lists for g in globs]:
+        found = GlobSet(globs)
+        for path in GLOB_PATHS:
+            assert found.match(path) == any(fnmatch.fnmatchcase(path, g) for g in globs), (globs, path)
