@@ -390,7 +390,7 @@ def extract(
     other; else it is refused.
     """
     first = open_source()
-    plan = analysis.scan_image(first, analysis.ScanOptions(hash_limit=-1, search=False))
+    plan = analysis.scan_image(first, analysis.ScanOptions(content=False, search=False))
     problems = list(plan.problems)
     refused: list[Refusal] = []
     for lr in plan.layers:
