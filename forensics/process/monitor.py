@@ -23,6 +23,7 @@ import os
 import select
 import socket
 import struct
+import threading
 import time
 from collections.abc import Callable
 
@@ -300,14 +301,20 @@ class Monitor:
             if not baseline:
                 self._emit(read_event(self.proc, pid, self.index, source))
 
-    def _watch(self) -> tuple[_Inotify | None, int]:
+    def _inotify(self) -> _Inotify | None:
         try:
-            ino = self.inotify_factory()
+            return self.inotify_factory()
         except OSError as exc:
             self.notes.append(f"inotify unavailable ({exc.strerror or exc}): polling every 100 ms only")
-            return None, 0
+            return None
+
+    def _place(self, ino: _Inotify, stop: threading.Event) -> int:
+        """Watch pspy's directories until the budget, the kernel's limit or ``stop``; how many."""
         placed = 0
         for d in watch_dirs(self.root):
+            if stop.is_set():
+                self.notes.append(f"the watch ended while watches were being placed ({placed} placed)")
+                break
             if placed >= self.max_watches:
                 self.notes.append(
                     f"watch budget of {self.max_watches} directories reached; the rest is polled"
@@ -322,26 +329,40 @@ class Monitor:
                                       "(fs.inotify.max_user_watches); the rest is polled every 100 ms")  # fmt: skip
                     break
                 continue  # a directory gone or unreadable: skip it
-        return ino, placed
+        return placed
 
     def _fallback(self, deadline: float) -> tuple[str, int]:
+        """pspy's way: a /proc scan every 100 ms, and one at once whenever a watched directory
+        is opened. The watches are placed by a thread while the polling already runs: placing
+        thousands of them took seconds on a loaded host, and a process that lived and died in
+        that time was missed."""
         self._scan("poll", baseline=True)
-        ino, placed = self._watch()
-        method = "inotify+poll" if ino is not None and placed else "poll"
+        ino = self._inotify()
+        placed: list[int] = []
+        stop = threading.Event()
+        placer = None
+        if ino is not None:
+            placer = threading.Thread(target=lambda: placed.append(self._place(ino, stop)), daemon=True,
+                                      name="monitor-watches")  # fmt: skip
+            placer.start()
         try:
             next_scan = time.monotonic() + SCAN_INTERVAL
             while (now := time.monotonic()) < deadline:
                 wait = max(0.0, min(next_scan, deadline) - now)
-                ready = select.select([ino.fd], [], [], wait)[0] if ino is not None and placed else []
-                if not ready and (ino is None or not placed):
+                if ino is not None:
+                    if select.select([ino.fd], [], [], wait)[0]:
+                        ino.drain()
+                        self._scan("inotify")
+                else:
                     time.sleep(wait)
-                if ready and ino is not None:
-                    ino.drain()
-                    self._scan("inotify")
                 if time.monotonic() >= next_scan:
                     self._scan("poll")
                     next_scan = time.monotonic() + SCAN_INTERVAL
         finally:
+            stop.set()
+            if placer is not None:
+                placer.join()
             if ino is not None:
                 ino.close()
-        return method, placed
+        count = placed[0] if placed else 0
+        return ("inotify+poll" if count else "poll"), count

@@ -14,7 +14,7 @@ from pathlib import Path
 import pytest
 
 from forensics.process.attribution import ContainerIndex
-from forensics.process.monitor import Monitor, MonitorResult, _Inotify
+from forensics.process.monitor import Monitor, MonitorResult, _Inotify, watch_dirs
 
 pytestmark = [pytest.mark.root]
 
@@ -84,6 +84,26 @@ def test_watch_exhaustion_is_recorded_and_polling_goes_on() -> None:
     assert result.watches == 3
     assert any("watch limit reached after 3" in n for n in result.notes)
     assert _seen(result, "ex-mark") == {f"ex-mark-{i}" for i in range(3)}
+
+
+class _Slow(_Inotify):
+    """inotify whose every watch takes 20 ms to place: a host too loaded to place thousands
+    quickly (once, in CI, placing them took seconds and two processes lived and died then)."""
+
+    def add_watch(self, path: bytes, mask: int) -> int:
+        time.sleep(0.02)
+        return super().add_watch(path, mask)
+
+
+def test_processes_are_caught_while_the_watches_are_still_being_placed() -> None:
+    monitor = Monitor("/proc", "/", ContainerIndex.build("/proc", None), use_netlink=False)
+    monitor.inotify_factory = _Slow
+    dirs = len(watch_dirs("/"))
+    assert dirs * 0.02 > 8, "too few directories here for placing them to outlast the watch"
+    result, _ = _watch(monitor, 8, _markers("slow-mark", 3))
+    assert _seen(result, "slow-mark") == {f"slow-mark-{i}" for i in range(3)}
+    assert any("while watches were being placed" in n for n in result.notes), result.notes
+    assert 0 < result.watches < dirs
 
 
 @pytest.mark.docker
