@@ -21,6 +21,7 @@ from collections import Counter, defaultdict
 from collections.abc import Sequence
 from typing import Any
 
+from forensics.bulk import collector_paused
 from forensics.containers import yarascan
 from forensics.containers.checks import Candidate, Matcher
 from forensics.containers.layers import ContainerLayers, Layer, host_path
@@ -301,8 +302,9 @@ def analyse(
     lowers = [host_path(root, layer.path) for layer in layers.lowers]
     upper = host_path(root, layers.upper)
     matcher = Matcher.default()
-    changes = compute_changes(upper, lowers, visit=_Reader(matcher, options.hash_limit))
-    entries, flagged = enrich(changes, layers, matcher)
+    with collector_paused():  # hundreds of thousands of objects that all live on
+        changes = compute_changes(upper, lowers, visit=_Reader(matcher, options.hash_limit))
+        entries, flagged = enrich(changes, layers, matcher)
     entries.sort(key=lambda e: e.path)
     scan = _yara(entries, upper, root) if options.yara else yarascan.skipped("not asked (--no-yara)")
     if scan.matches:

@@ -22,6 +22,7 @@ import re
 from collections.abc import Callable, Iterable
 from typing import TYPE_CHECKING, Any
 
+from forensics.bulk import collector_paused
 from forensics.findings import Finding, Severity
 from forensics.images.source import DigestCheck, ImageSource
 from forensics.records import NotAvailable, display_path
@@ -148,24 +149,25 @@ def scan_image(source: ImageSource, options: ScanOptions = ScanOptions()) -> Ima
     """Read every layer of ``source`` once; close the source after."""
     by_key: dict[str, tuple[list[FileRecord], list[str], str | NotAvailable]] = {}
     try:
-        for layer in source.walk():
-            files: list[FileRecord] = []
-            hashes: dict[bytes, str | NotAvailable | None] = {}
-            for entry in layer.entries():
-                digest: str | NotAvailable | None = None
-                hits: tuple[secrets.SecretHit, ...] = ()
-                parsed: tuple[tuple[str, Any], ...] = ()
-                if not options.content:
-                    if entry.type in ("file", "hardlink"):
-                        digest = NOT_READ
-                elif entry.type == "file":
-                    digest, hits, parsed = _content(entry, options, layer.problems)
-                    hashes[entry.path] = digest
-                elif entry.type == "hardlink":
-                    digest = hashes.get(entry.link, NotAvailable("hard link target not in this layer"))
-                files.append(FileRecord(entry.path, entry.type, entry.mode, entry.uid, entry.gid, entry.size,
-                                        entry.mtime, entry.link, digest, hits, parsed))  # fmt: skip
-            by_key[layer.key] = (files, layer.problems, layer.diff_id)
+        with collector_paused():  # a record per entry of every layer, all kept
+            for layer in source.walk():
+                files: list[FileRecord] = []
+                hashes: dict[bytes, str | NotAvailable | None] = {}
+                for entry in layer.entries():
+                    digest: str | NotAvailable | None = None
+                    hits: tuple[secrets.SecretHit, ...] = ()
+                    parsed: tuple[tuple[str, Any], ...] = ()
+                    if not options.content:
+                        if entry.type in ("file", "hardlink"):
+                            digest = NOT_READ
+                    elif entry.type == "file":
+                        digest, hits, parsed = _content(entry, options, layer.problems)
+                        hashes[entry.path] = digest
+                    elif entry.type == "hardlink":
+                        digest = hashes.get(entry.link, NotAvailable("hard link target not in this layer"))
+                    files.append(FileRecord(entry.path, entry.type, entry.mode, entry.uid, entry.gid, entry.size,
+                                            entry.mtime, entry.link, digest, hits, parsed))  # fmt: skip
+                by_key[layer.key] = (files, layer.problems, layer.diff_id)
     finally:
         source.close()
     layers = []
