@@ -175,10 +175,14 @@ class _Inotify:
             raise OSError(err, os.strerror(err))
         return int(wd)
 
-    def drain(self) -> None:
+    def drain(self, most: int = 8) -> None:
+        """Read away what is queued, at most ``most`` reads: on a busy host the watched
+        directories are opened and read without pause, and draining until empty never ended
+        (the /proc scans the events are there for stopped)."""
         try:
-            while os.read(self.fd, 65536):
-                pass
+            for _ in range(most):
+                if not os.read(self.fd, 65536):
+                    return
         except BlockingIOError:
             pass
 

@@ -7,6 +7,7 @@ from __future__ import annotations
 import errno
 import os
 import subprocess
+import sys
 import threading
 import time
 from pathlib import Path
@@ -104,6 +105,24 @@ def test_processes_are_caught_while_the_watches_are_still_being_placed() -> None
     assert _seen(result, "slow-mark") == {f"slow-mark-{i}" for i in range(3)}
     assert any("while watches were being placed" in n for n in result.notes), result.notes
     assert 0 < result.watches < dirs
+
+
+def test_a_flood_of_inotify_events_does_not_stop_the_scans(tmp_path: Path) -> None:
+    """A process reading a file in a watched directory without pause (as a busy host's
+    daemons do) raises events faster than they can be read: the scans must go on."""
+    flood_file = Path("/tmp") / f"fx-flood-{os.getpid()}"
+    flood_file.write_bytes(b"x" * (1 << 20))
+    reader = "import os\nf = os.open({!r}, os.O_RDONLY)\nwhile True:\n    os.pread(f, 512, 0)\n"
+    flood = subprocess.Popen([sys.executable, "-c", reader.format(str(flood_file))])
+    try:
+        monitor = Monitor("/proc", "/", ContainerIndex.build("/proc", None), use_netlink=False)
+        result, _ = _watch(monitor, 8, _markers("flood-mark", 3))
+    finally:
+        flood.kill()
+        flood.wait()
+        flood_file.unlink()
+    assert result.method == "inotify+poll"
+    assert _seen(result, "flood-mark") == {f"flood-mark-{i}" for i in range(3)}
 
 
 @pytest.mark.docker
