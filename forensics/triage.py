@@ -113,14 +113,12 @@ class Interrupted(Exception):
 
 
 @contextmanager
-def _signals_interrupt() -> Iterator[None]:
+def _on_signals(handler: Callable[[int, FrameType | None], None]) -> Iterator[None]:
+    """SIGTERM and Ctrl-C go to ``handler`` while inside, then back to what they were; only
+    the main thread can set handlers, so elsewhere nothing changes."""
     if threading.current_thread() is not threading.main_thread():
         yield
         return
-
-    def handler(signum: int, _frame: FrameType | None) -> None:
-        raise Interrupted(signal.Signals(signum).name)
-
     previous = {sig: signal.signal(sig, handler) for sig in (signal.SIGTERM, signal.SIGINT)}
     try:
         yield
@@ -129,24 +127,15 @@ def _signals_interrupt() -> Iterator[None]:
             signal.signal(sig, old)
 
 
-@contextmanager
-def _signals_deferred() -> Iterator[None]:
+def _interrupt(signum: int, _frame: FrameType | None) -> None:
+    raise Interrupted(signal.Signals(signum).name)
+
+
+def _defer(signum: int, _frame: FrameType | None) -> None:
     """While the archive is sealed, SIGTERM and Ctrl-C are not obeyed: stopping half-way
     would leave no archive at all, and sealing is bounded by what was collected. (Nothing is
     logged: the acquisition log may already be under the manifest.)"""
-    if threading.current_thread() is not threading.main_thread():
-        yield
-        return
-
-    def note(signum: int, _frame: FrameType | None) -> None:
-        os.write(2, f"{signal.Signals(signum).name}: sealing the archive first\n".encode())
-
-    previous = {sig: signal.signal(sig, note) for sig in (signal.SIGTERM, signal.SIGINT)}
-    try:
-        yield
-    finally:
-        for sig, old in previous.items():
-            signal.signal(sig, old)
+    os.write(2, f"{signal.Signals(signum).name}: sealing the archive first\n".encode())
 
 
 class _Running:
@@ -259,7 +248,7 @@ def run_triage(
     custody.complete = not not_done and not writer.write_errors
     custody.not_done = not_done
     try:
-        with _signals_deferred():
+        with _on_signals(_defer):
             return _seal_run(host, output, writer, log, custody, state, findings, outcomes, me)
     except OSError as exc:
         raise _sealing_failed(writer, output, custody, exc) from exc
@@ -364,7 +353,7 @@ class _Run:
         pending = list(plan)
         running: dict[str, _Running] = {}
         deadline = None if self.options.budget is None else time.monotonic() + self.options.budget
-        with _signals_interrupt():
+        with _on_signals(_interrupt):
             try:
                 while pending or running:
                     now = time.monotonic()

@@ -171,10 +171,10 @@ def test_signals_wait_while_the_archive_is_sealed() -> None:
     import os
     import signal
 
-    from forensics.triage import _signals_deferred
+    from forensics.triage import _defer, _on_signals
 
     before = signal.getsignal(signal.SIGTERM)
-    with _signals_deferred():
+    with _on_signals(_defer):
         os.kill(os.getpid(), signal.SIGTERM)  # would end the test process if obeyed
         os.kill(os.getpid(), signal.SIGINT)  # would raise KeyboardInterrupt if obeyed
         time.sleep(0.1)
