@@ -26,13 +26,13 @@ from forensics.containers import yarascan
 from forensics.containers.checks import Candidate, Matcher
 from forensics.containers.layers import ContainerLayers, Layer, host_path
 from forensics.containers.limits import MAX_HASH
-from forensics.containers.overlay import OverlayChanges, RawChange, compute_changes
+from forensics.containers.overlay import OverlayChanges, RawChange, compute_changes, offered
 from forensics.containers.runtime import MountRecord, mounts_of
 from forensics.errors import UnsafePath
 from forensics.findings import Finding, Severity
 from forensics.host.disk import DiskContainer
 from forensics.host.engine import Engine
-from forensics.host.rootfs import RootFS, file_type, open_file_at
+from forensics.host.rootfs import GrewPastLimit, RootFS, chunks, file_type, open_file_at
 from forensics.records import NotAvailable, built, char_escape, display_path, path_record, to_jsonable
 from forensics.rules.container_changes import ChangeRule
 
@@ -178,22 +178,14 @@ def _read(
             )
         digest = hashlib.sha256()
         head = b""
-        read = 0
-        # Ask for the size fstat gave plus one byte (a short read is the end; a full one means
-        # the file grew), not a whole CHUNK: os.read allocates what it is asked for, and
-        # a 1 MiB buffer per small file costs more than the file's open, read and close.
-        want = min(CHUNK, hash_limit + 1, size + 1)
-        while True:
-            chunk = os.read(fd, want)
-            read += len(chunk)
-            if read > hash_limit:
-                return NotAvailable(f"grew past the {hash_limit}-byte hash limit while read"), head
-            digest.update(chunk)
-            if len(head) < window:
-                head += chunk[: window - len(head)]
-            if len(chunk) < want:  # a short read of a regular file is its end
-                return digest.hexdigest(), head
-            want = min(CHUNK, hash_limit + 1 - read)
+        try:
+            for chunk in chunks(fd, size, hash_limit, CHUNK):
+                digest.update(chunk)
+                if len(head) < window:
+                    head += chunk[: window - len(head)]
+        except GrewPastLimit:
+            return NotAvailable(f"grew past the {hash_limit}-byte hash limit while read"), head
+        return digest.hexdigest(), head
     except OSError as exc:
         return NotAvailable(f"unreadable: {exc}"), b""
     finally:
@@ -265,7 +257,7 @@ def enrich(
         if content is None:
             candidate = _candidate(raw)
             why = "deleted" if raw.new is None else "not a regular file"
-            if raw.new is not None and _readable(raw.new.st_mode):
+            if raw.new is not None and offered(raw.new.st_mode):
                 why = "not read (the walk offered no fd)"
             content = (NotAvailable(why), None, matcher.matches(candidate, matcher.wanted(candidate), b""))
         sha, target, fired = content
@@ -288,10 +280,6 @@ def enrich(
             )
         )
     return entries, dict(flagged)
-
-
-def _readable(mode: int) -> bool:
-    return stat.S_ISREG(mode) or stat.S_ISLNK(mode)
 
 
 def analyse(

@@ -55,7 +55,7 @@ _O_NOATIME = getattr(os, "O_NOATIME", 0)
 _S_IFDIR = 0o040000
 
 
-def _readable(mode: int) -> bool:
+def offered(mode: int) -> bool:
     """What the visit hook is offered: regular files and links."""
     return stat.S_ISREG(mode) or stat.S_ISLNK(mode)
 
@@ -230,7 +230,7 @@ class _Walk:
             kind, path, new, found.st if found else None, found.layer if found else None, cause
         )
         self.out.append(change)
-        if at is not None and self.visit is not None and new is not None and _readable(new.st_mode):
+        if at is not None and self.visit is not None and new is not None and offered(new.st_mode):
             try:
                 self.visited[path] = self.visit(change, *at)
             except OSError as exc:  # the hook records its own trouble; this is the backstop

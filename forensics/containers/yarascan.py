@@ -26,7 +26,7 @@ from pathlib import Path
 
 from forensics import tools
 from forensics.errors import UnsafePath
-from forensics.host.rootfs import RootFS, open_file_at
+from forensics.host.rootfs import RootFS, chunks, open_file_at
 from forensics.records import NotAvailable
 
 RULES_DIR = Path(__file__).resolve().parent.parent / "rules" / "yara"
@@ -87,17 +87,9 @@ def _memfd_copy(dir_fd: int, name: bytes, limit: int) -> Iterator[tuple[int, int
         mem = os.memfd_create("forensics-yara", os.MFD_CLOEXEC)
         try:
             copied = 0
-            want = min(1 << 20, limit + 1, st.st_size + 1)  # a small file: one read, no 1 MiB buffer
-            while True:
-                chunk = os.read(src, want)
+            for chunk in chunks(src, st.st_size, limit):
+                os.write(mem, chunk)
                 copied += len(chunk)
-                if copied > limit:
-                    raise UnsafePath(f"grew past the {limit}-byte limit while read")
-                if chunk:
-                    os.write(mem, chunk)
-                if len(chunk) < want:  # a short read of a regular file is its end
-                    break
-                want = min(1 << 20, limit + 1 - copied)
             yield mem, copied
         finally:
             os.close(mem)

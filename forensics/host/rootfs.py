@@ -45,6 +45,10 @@ class NotRegularFile(UnsafePath):
     """The path names a directory, device, FIFO, socket or link, not a file to read."""
 
 
+class GrewPastLimit(UnsafePath):
+    """A file gave more bytes than the limit while it was read (it grew since its stat)."""
+
+
 class LinkLimit(UnsafePath):
     """Too many links, a loop, or a path that grew past MAX_PATH."""
 
@@ -215,18 +219,12 @@ class RootFS:
         with self.open_regular(path) as (fd, st):
             if st.st_size > limit:
                 raise UnsafePath(f"{display_path(path)!r} is {st.st_size} bytes, over the {limit} limit")
-            chunks = []
-            remaining = limit + 1
-            while remaining > 0:
-                chunk = os.read(fd, min(remaining, 1 << 20))
-                if not chunk:
-                    break
-                chunks.append(chunk)
-                remaining -= len(chunk)
-            data = b"".join(chunks)
-            if len(data) > limit:
-                raise UnsafePath(f"{display_path(path)!r} grew past the {limit} limit while read")
-            return data
+            try:
+                return b"".join(chunks(fd, st.st_size, limit))
+            except GrewPastLimit:
+                raise GrewPastLimit(
+                    f"{display_path(path)!r} grew past the {limit} limit while read"
+                ) from None
 
     def listdir(self, path: bytes | str) -> list[bytes]:
         """Names in a directory (links to directories followed inside the root), sorted."""
@@ -318,6 +316,25 @@ def open_file_at(dir_fd: int, name: bytes, expected: os.stat_result) -> tuple[in
         os.close(fd)
         raise UnsafePath(f"{display_path(name)!r} changed while it was opened")
     return fd, st
+
+
+def chunks(fd: int, size: int, limit: int, chunk: int = 1 << 20) -> Iterator[bytes]:
+    """The bytes of the open regular file ``fd``, from where it stands, in reads of at most
+    ``chunk``. The first asks for the ``size`` fstat gave plus one byte: os.read allocates what
+    it is asked for, and a 1 MiB buffer per small file costs more than its open, read and
+    close. A short read is the end; past ``limit`` bytes, :class:`GrewPastLimit`."""
+    read = 0
+    want = min(chunk, limit + 1, size + 1)
+    while True:
+        data = os.read(fd, want)
+        read += len(data)
+        if read > limit:
+            raise GrewPastLimit(f"grew past the {limit}-byte limit while read")
+        if data:
+            yield data
+        if len(data) < want:
+            return
+        want = min(chunk, limit + 1 - read)
 
 
 def _open_noatime(name: bytes, dir_fd: int, flags: int = _READ_FLAGS) -> int:
