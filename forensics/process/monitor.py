@@ -224,7 +224,7 @@ class Monitor:
         self.max_watches = max_watches
         self.events: list[ProcessEvent] = []
         self.notes: list[str] = []
-        self._seen: set[tuple[int, int]] = set()
+        self._seen: set[tuple[int, int, str]] = set()
         self.inotify_factory: Callable[[], _Inotify] = _Inotify
         self.exclude_tree = exclude_tree
         self.excluded = 0
@@ -298,7 +298,9 @@ class Monitor:
             parsed = parse_stat(_read(f"{self.proc}/{pid}/stat") or b"")
             if parsed is None:
                 continue
-            key = (pid, parsed[2])
+            # The name too: a scan can fall between a fork and its exec (the child still bears
+            # its parent's name and argv); after the exec it is the program to report.
+            key = (pid, parsed[2], parsed[0])
             if key in self._seen:
                 continue
             self._seen.add(key)
