@@ -125,6 +125,18 @@ def test_a_flood_of_inotify_events_does_not_stop_the_scans(tmp_path: Path) -> No
     assert _seen(result, "flood-mark") == {f"flood-mark-{i}" for i in range(3)}
 
 
+def test_a_process_seen_before_its_exec_is_reported_as_the_program_it_becomes() -> None:
+    """Polling can fall between a fork and its exec: the child first bears its parent's name
+    (here it waits a second as python), then, same pid and start time, becomes sh."""
+    monitor = Monitor("/proc", "/", ContainerIndex.build("/proc", None), use_netlink=False)
+    late_exec = (
+        "import os, time\ntime.sleep(1)\nos.execvp('sh', ['sh', '-c', 'sleep 2; true', 'exec-mark'])\n"
+    )
+    result, pids = _watch(monitor, 7, [[sys.executable, "-c", late_exec]])
+    assert _seen(result, "exec-mark") == {"exec-mark"}
+    assert {e.pid for e in result.events if e.cmdline and e.cmdline[-1] == "exec-mark"} == set(pids)
+
+
 @pytest.mark.docker
 def test_container_process_is_attributed(busybox_image: str) -> None:
     if os.geteuid() != 0:
