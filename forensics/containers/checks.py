@@ -16,6 +16,7 @@ from collections.abc import Callable, Sequence
 from typing import NamedTuple
 
 from forensics.rules.container_changes import RULES, WEB_SCRIPTS, ChangeRule
+from forensics.rules.globs import GlobSet
 
 SYSTEM_DIRS = (b"/", b"/bin", b"/sbin", b"/usr/bin", b"/usr/sbin", b"/usr/local/bin", b"/usr/local/sbin",
                b"/lib", b"/lib64", b"/usr/lib", b"/usr/lib64", b"/usr/local/lib", b"/etc", b"/boot", b"/dev",
@@ -102,44 +103,6 @@ def emptied(c: Candidate, _head: bytes) -> bool:
 def web_script(c: Candidate, _head: bytes) -> bool:
     name = _name(c.path).decode("utf-8", "replace").lower()
     return any(fnmatch.fnmatchcase(name, pattern) for pattern in WEB_SCRIPTS)
-
-
-class GlobSet:
-    """A list of fnmatch globs (``*`` crosses ``/``), matched as cheaply as each allows: a
-    glob without wildcards is a set lookup, ``/etc/cron.*`` a prefix, ``*/.bashrc`` a
-    suffix, ``*/htdocs/*`` a substring, and only the rest a regular expression (one
-    expression of many ``.*`` alternatives cost 6 us a path; these tests cost a tenth)."""
-
-    def __init__(self, patterns: Sequence[str]) -> None:
-        exact, prefixes, suffixes, inner, other = set(), [], [], [], []
-        for glob in dict.fromkeys(patterns):
-            body = glob.strip("*")
-            if any(ch in body for ch in "*?[") or not body:
-                other.append(glob)
-            elif glob.startswith("*") and glob.endswith("*") and len(glob) > 1:
-                inner.append(body)
-            elif glob.startswith("*"):
-                suffixes.append(body)
-            elif glob.endswith("*"):
-                prefixes.append(body)
-            else:
-                exact.add(glob)
-        self.exact = frozenset(exact)
-        self.prefixes = tuple(prefixes)
-        self.suffixes = tuple(suffixes)
-        self.inner = re.compile("|".join(re.escape(part) for part in inner)) if inner else None
-        self.other = (
-            re.compile("|".join(f"(?:{fnmatch.translate(p)})" for p in other), re.DOTALL) if other else None
-        )
-
-    def match(self, text: str) -> bool:
-        return (
-            text in self.exact
-            or text.startswith(self.prefixes)
-            or text.endswith(self.suffixes)
-            or (self.inner is not None and self.inner.search(text) is not None)
-            or (self.other is not None and self.other.match(text) is not None)
-        )
 
 
 def _globs(patterns: Sequence[str]) -> GlobSet | None:

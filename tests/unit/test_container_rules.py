@@ -283,7 +283,7 @@ GLOB_PATHS = [
 def test_globsets_match_exactly_as_fnmatch_does() -> None:
     """Each glob of the table, and each rule's list as one set, against fnmatch (``*``
     crosses ``/``) over paths that sit on and beside every kind of glob."""
-    from forensics.containers.checks import GlobSet
+    from forensics.rules.globs import GlobSet
 
     lists = [r.paths for r in RULES] + [r.exclude for r in RULES if r.exclude]
     for globs in lists + [(g,) for globs in lists for g in globs]:
