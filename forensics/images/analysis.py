@@ -15,6 +15,7 @@ every lower child of its directory.
 
 from __future__ import annotations
 
+import collections
 import dataclasses
 import hashlib
 import os
@@ -145,12 +146,57 @@ NOT_READ = NotAvailable("not read: metadata only")
 """The hash of every regular file (and hard link) of a ``content=False`` scan."""
 
 
-def scan_image(source: ImageSource, options: ScanOptions = ScanOptions()) -> ImageScan:
-    """Read every layer of ``source`` once; close the source after."""
-    by_key: dict[str, tuple[list[FileRecord], list[str], str | NotAvailable]] = {}
+_LayerRead = tuple[list[FileRecord], list[str], str | NotAvailable]
+"""One layer's records, its problems and the diff_id computed while reading it."""
+
+
+class LayerCache:
+    """Layers already read, kept for the scans still to come that share them.
+
+    A host's images share their lower layers (every image built FROM one base), and a
+    triage reads each shared layer dir once instead of once per image. ``uses`` names each
+    layer identity (:meth:`ImageSource.identity`) once per scan that will ask for it; a
+    layer is kept only while a later scan still wants it, so memory holds the shared
+    layers, not every layer of the host.
+    """
+
+    def __init__(self, uses: Iterable[str]) -> None:
+        self._left = collections.Counter(uses)
+        self._kept: dict[tuple[str, ScanOptions], _LayerRead] = {}
+        self.read = 0
+        self.reused = 0
+
+    def take(self, identity: str, options: ScanOptions) -> _LayerRead | None:
+        """The layer as read before (None: read it, then :meth:`keep` it); counts one use."""
+        self._left[identity] -= 1
+        key = (identity, options)
+        known = self._kept.pop(key, None) if self._left[identity] <= 0 else self._kept.get(key)
+        if known is None:
+            self.read += 1
+        else:
+            self.reused += 1
+        return known
+
+    def keep(self, identity: str, options: ScanOptions, value: _LayerRead) -> None:
+        if self._left[identity] > 0:
+            self._kept[(identity, options)] = value
+
+
+def scan_image(
+    source: ImageSource, options: ScanOptions = ScanOptions(), cache: LayerCache | None = None
+) -> ImageScan:
+    """Read every layer of ``source`` once (a layer ``cache`` holds is not read again);
+    close the source after."""
+    by_key: dict[str, _LayerRead] = {}
     try:
         with collector_paused():  # a record per entry of every layer, all kept
             for layer in source.walk():
+                identity = source.identity(layer.key) if cache is not None else None
+                if cache is not None and identity is not None:
+                    known = cache.take(identity, options)
+                    if known is not None:
+                        by_key[layer.key] = known
+                        continue
                 files: list[FileRecord] = []
                 hashes: dict[bytes, str | NotAvailable | None] = {}
                 for entry in layer.entries():
@@ -168,6 +214,8 @@ def scan_image(source: ImageSource, options: ScanOptions = ScanOptions()) -> Ima
                     files.append(FileRecord(entry.path, entry.type, entry.mode, entry.uid, entry.gid, entry.size,
                                             entry.mtime, entry.link, digest, hits, parsed))  # fmt: skip
                 by_key[layer.key] = (files, layer.problems, layer.diff_id)
+                if cache is not None and identity is not None:
+                    cache.keep(identity, options, by_key[layer.key])
     finally:
         source.close()
     layers = []

@@ -184,6 +184,12 @@ class ImageSource:
         if len(self.problems) < MAX_PROBLEMS:
             self.problems.append(message)
 
+    def identity(self, key: str) -> str | None:
+        """A name for the stored bytes of the layer ``key`` that is the same in every source
+        reading those very bytes (another image's source sharing the layer), so a layer read
+        for one image can stand for it in the next; None: not shared (a stream, a tar)."""
+        return None
+
     def close(self) -> None:
         """Release open files (a no-op for most sources)."""
 
@@ -880,6 +886,12 @@ class DiskSource(ImageSource):
     def walk(self) -> Iterator[LayerReading]:
         for key in self.layer_keys:
             yield LayerReading(key, self._entries)
+
+    def identity(self, key: str) -> str | None:
+        """The layer's diff dir on this disk (the engine keeps one dir per chain ID: the same
+        dir is the same layer, whichever image reaches it)."""
+        where = self._dirs.get(key)
+        return f"disk:{self.disk.fs.root!r}:{where}" if isinstance(where, str) else None
 
     def _entries(self, layer: LayerReading) -> Iterator[Entry]:
         where = self._dirs[layer.key]

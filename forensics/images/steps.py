@@ -50,15 +50,24 @@ def images_analyse(ctx: StepContext) -> None:
     inventory = ctx.state.get("disk_inventory") or disk.inventory()
     by_id = {image.id: image for image in inventory.images}
     candidates, read_history = dockerfile.disk_images(disk, inventory)
+    sources: list[tuple[str, DiskSource]] = []
     for image_id in _wanted_images(ctx, inventory):
         image = by_id.get(image_id)
         if image is None:
             ctx.warn(f"image {image_id} of a container is not on disk", image=image_id)
             continue
+        try:
+            sources.append((image_id, DiskSource(disk, image, image_id)))
+        except Exception as exc:  # one broken image must not lose the others
+            ctx.warn(f"image {image_id} unreadable: {exc}", image=image_id)
+    # Images share their lower layers: each layer dir is read once, for the first image.
+    cache = analysis.LayerCache(
+        i for _, source in sources for i in map(source.identity, source.layer_keys) if i is not None
+    )
+    for image_id, source in sources:
         base = f"images/{segment(image_id[7:])}"
         try:
-            source = DiskSource(disk, image, image_id)
-            scan = analysis.scan_image(source)
+            scan = analysis.scan_image(source, cache=cache)
         except Exception as exc:  # one broken image must not lose the others
             ctx.warn(f"image {image_id} unreadable: {exc}", image=image_id)
             continue
@@ -83,6 +92,8 @@ def images_analyse(ctx: StepContext) -> None:
             ctx.report(finding)
         for finding in analysis.search_findings(scan, hits, ctx.step, (f"{base}/search.json",)):
             ctx.report(finding)
+    ctx.log.event(ctx.step, "info", message="image layers", images=len(sources), layers_read=cache.read,
+                  layers_shared=cache.reused)  # fmt: skip
     if isinstance(inventory.driver, NotAvailable):
         ctx.warn(f"no storage driver: {inventory.driver.reason}")
 

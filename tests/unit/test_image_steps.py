@@ -14,6 +14,7 @@ from forensics.evidence.log import AcquisitionLog
 from forensics.evidence.writer import EvidenceWriter, StepSink
 from forensics.host.appliance import SelfView
 from forensics.host.disk import DockerDisk
+from forensics.images import analysis
 from forensics.images.steps import ALL_IMAGES_ENV, images_analyse
 from forensics.records import NotAvailable
 from forensics.steps import StepContext, TriageOptions
@@ -108,3 +109,41 @@ def test_all_images_from_the_environment(
     unused = (writer.top / f"images/{str(host['unused'])[7:]}" / "Dockerfile").read_text()
     assert "FROM base:1\nRUN echo u > /u\n" in unused
     assert os.environ[ALL_IMAGES_ENV] == "1"
+
+
+def test_a_shared_layer_is_read_once_and_stored_as_if_read_for_each_image(
+    tmp_path: Path, host: dict[str, object], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv(ALL_IMAGES_ENV, "1")
+    ctx, writer = _run(tmp_path / "shared", host)
+    [event] = [e for e in ctx.log.events if e.get("message") == "image layers"]
+    # base, victim and unused share BASE's layer dir: read for the first, reused by the others.
+    assert event["layers_shared"] == 2
+    # BASE, victim's two, unused's one (fake_host's plain image has no layer dirs)
+    assert event["layers_read"] == 1 + 2 + 1
+
+    class NoSharing(analysis.LayerCache):
+        def keep(self, identity: str, options: analysis.ScanOptions, value: analysis._LayerRead) -> None:
+            pass
+
+    monkeypatch.setattr(analysis, "LayerCache", NoSharing)
+    alone, alone_writer = _run(tmp_path / "alone", host)
+    [event] = [e for e in alone.log.events if e.get("message") == "image layers"]
+    assert (event["layers_shared"], event["layers_read"]) == (0, 6)
+    stored = {f.path: f.sha256 for f in writer.files() if f.path.startswith("images/")}
+    assert stored == {f.path: f.sha256 for f in alone_writer.files() if f.path.startswith("images/")}
+    assert len(stored) >= 4 * 8
+
+
+def test_layer_cache_keeps_a_layer_only_while_a_later_scan_wants_it() -> None:
+    options = analysis.ScanOptions()
+    cache = analysis.LayerCache(["a", "a", "a", "b"])
+    read: analysis._LayerRead = ([], [], "sha256:x")
+    assert cache.take("b", options) is None
+    cache.keep("b", options, read)  # no later use: not kept
+    assert cache.take("a", options) is None
+    cache.keep("a", options, read)
+    assert cache.take("a", analysis.ScanOptions(search=False)) is None  # read with other options: not the same
+    assert cache.take("a", options) is read
+    assert cache._kept == {}  # its last use took it
+    assert (cache.read, cache.reused) == (3, 1)
