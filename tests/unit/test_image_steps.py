@@ -143,7 +143,8 @@ def test_layer_cache_keeps_a_layer_only_while_a_later_scan_wants_it() -> None:
     cache.keep("b", options, read)  # no later use: not kept
     assert cache.take("a", options) is None
     cache.keep("a", options, read)
-    assert cache.take("a", analysis.ScanOptions(search=False)) is None  # read with other options: not the same
+    other = analysis.ScanOptions(search=False)
+    assert cache.take("a", other) is None  # read with other options: not the same
     assert cache.take("a", options) is read
     assert cache._kept == {}  # its last use took it
     assert (cache.read, cache.reused) == (3, 1)
