@@ -13,6 +13,7 @@ compared with ours.
 
 from __future__ import annotations
 
+import concurrent.futures
 import dataclasses
 import hashlib
 import os
@@ -132,6 +133,8 @@ class DiffOptions:
     engine: Engine | NotAvailable = dataclasses.field(default_factory=lambda: NotAvailable("not asked"))
     evidence: str = ""
     """Where the diff is stored in the archive, for the findings' evidence."""
+    yara_rules: yarascan.Prepared | None = None
+    """The YARA rules made ready once for many containers (None: for this one alone)."""
 
 
 @dataclasses.dataclass(frozen=True)
@@ -290,17 +293,25 @@ def analyse(
     lowers = [host_path(root, layer.path) for layer in layers.lowers]
     upper = host_path(root, layers.upper)
     matcher = Matcher.default()
-    with collector_paused():  # hundreds of thousands of objects that all live on
-        changes = compute_changes(upper, lowers, visit=_Reader(matcher, options.hash_limit))
-        entries, flagged = enrich(changes, layers, matcher)
-    entries.sort(key=lambda e: e.path)
-    scan = _yara(entries, upper, root) if options.yara else yarascan.skipped("not asked (--no-yara)")
+    with concurrent.futures.ThreadPoolExecutor(1, thread_name_prefix="engine-changes") as asking:
+        # The daemon works out its own change list while we walk the disk and run yara.
+        asked = None
+        if not isinstance(options.engine, NotAvailable):
+            asked = asking.submit(engine_changes, options.engine, container.id)
+        with collector_paused():  # hundreds of thousands of objects that all live on
+            changes = compute_changes(upper, lowers, visit=_Reader(matcher, options.hash_limit))
+            entries, flagged = enrich(changes, layers, matcher)
+        entries.sort(key=lambda e: e.path)
+        if options.yara:
+            scan = _yara(entries, upper, root, options.yara_rules)
+        else:
+            scan = yarascan.skipped("not asked (--no-yara)")
+        engine = _engine_check(options.engine, container.id, changes.changes, upper, lowers, asked)
     if scan.matches:
         by_path: dict[bytes, list[str]] = defaultdict(list)
         for match in scan.matches:
             by_path[match.path].append(f"yara:{match.rule}")
         entries = [dataclasses.replace(e, flags=e.flags + tuple(by_path.get(e.path, ()))) for e in entries]
-    engine = _engine_check(options.engine, container.id, changes.changes, upper, lowers)
     subject = f"container:{container.id}"
     findings = _findings(
         matcher, flagged, scan, engine, subject, options.evidence, changes.truncated, container
@@ -324,20 +335,24 @@ def analyse(
     )
 
 
-def _yara(entries: Sequence[DiffEntry], upper: str, root: str) -> yarascan.YaraScan:
+def _yara(
+    entries: Sequence[DiffEntry], upper: str, root: str, rules: yarascan.Prepared | None
+) -> yarascan.YaraScan:
     files = [
         e.path for e in entries if e.kind in "AC" and e.current is not None and e.current.file_type == "file"
     ]
-    return yarascan.scan(RootFS(upper), files, forbidden_root=root)
+    return yarascan.scan(RootFS(upper), files, forbidden_root=root, rules=rules)
 
 
 def _engine_check(
-    engine: Engine | NotAvailable, cid: str, ours: Sequence[RawChange], upper: str, lowers: list[str]
-) -> EngineCheck | NotAvailable:
+    engine: Engine | NotAvailable, cid: str, ours: Sequence[RawChange], upper: str, lowers: list[str],
+    asked: concurrent.futures.Future[set[str]] | None = None,
+) -> EngineCheck | NotAvailable:  # fmt: skip
+    """Our change list against the engine's (``asked``: its first answer, being had)."""
     if isinstance(engine, NotAvailable):
         return engine
     try:
-        first = engine_changes(engine, cid)
+        first = asked.result() if asked is not None else engine_changes(engine, cid)
     except Exception as exc:  # the daemon's trouble is a recorded fact, not our failure
         return NotAvailable(f"the Engine API's changes could not be had: {exc}")
     disk = {_key(c.kind, c.path) for c in ours}

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 from typing import Any
 
+from forensics.containers import yarascan
 from forensics.containers.accounts import is_account_file
 from forensics.containers.compare import comparison_record
 from forensics.containers.diff import ContainerDiff, DiffOptions, analyse, diff_record
@@ -101,27 +102,28 @@ def containers_diff(ctx: StepContext) -> None:
     diffs: dict[str, ContainerDiff] = {}
     ctx.state["container_diffs"] = diffs
     engine = ctx.host.engine()
-    for container in selected(ctx):
-        base = f"containers/{container.id}"
+    with yarascan.prepared(str(ctx.host.root)) as rules:  # compiled once for every container
+        for container in selected(ctx):
+            base = f"containers/{container.id}"
 
-        def job(container: DiskContainer = container, base: str = base) -> ContainerDiff:
-            layers = container_layers(disk, inventory, container)
-            options = DiffOptions(engine=engine, evidence=f"{base}/diff.json")
-            return analyse(container, layers, str(ctx.host.root), options)
+            def job(container: DiskContainer = container, base: str = base) -> ContainerDiff:
+                layers = container_layers(disk, inventory, container)
+                options = DiffOptions(engine=engine, evidence=f"{base}/diff.json", yara_rules=rules)
+                return analyse(container, layers, str(ctx.host.root), options)
 
-        diff = _isolated(ctx, "diff", container, job)
-        if diff is None:
-            continue
-        diffs[container.id] = diff
-        ctx.sink.add_json(f"{base}/diff.json", diff_record(diff))
-        for problem in diff.problems:
-            ctx.warn(f"container {container.id[:12]}: {problem}", container=container.id)
-        if diff.yara.status == "skipped":
-            ctx.warn(
-                f"container {container.id[:12]}: yara skipped: {diff.yara.reason}", container=container.id
-            )
-        for finding in diff.findings:
-            ctx.report(finding)
+            diff = _isolated(ctx, "diff", container, job)
+            if diff is None:
+                continue
+            diffs[container.id] = diff
+            ctx.sink.add_json(f"{base}/diff.json", diff_record(diff))
+            for problem in diff.problems:
+                ctx.warn(f"container {container.id[:12]}: {problem}", container=container.id)
+            if diff.yara.status == "skipped":
+                ctx.warn(
+                    f"container {container.id[:12]}: yara skipped: {diff.yara.reason}", container=container.id
+                )
+            for finding in diff.findings:
+                ctx.report(finding)
 
 
 def containers_extract(ctx: StepContext) -> None:

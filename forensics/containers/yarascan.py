@@ -8,8 +8,9 @@ writable mount) update the file's access time. Instead each file is read by us t
 copied into an anonymous memory file (``memfd_create``), and yara scans
 ``/proc/<our pid>/fd/<n>``. Files go in batches bounded in count and bytes; each batch is
 one ``--scan-list`` on stdin. The rules are compiled once with ``yarac`` into a private
-temporary directory (compiling them costs each yara run more than scanning a batch of
-small files); without ``yarac``, or when it fails, each run compiles the sources. When
+temporary directory (:func:`prepared`; a triage does it once for all its containers:
+compiling them costs a yara run more than scanning a batch of small files); without
+``yarac``, or when it fails, each run compiles the sources. When
 ``yara`` is absent the scan is a recorded skip, not an error.
 """
 
@@ -131,11 +132,25 @@ class _Parents:
         return self.fd, name
 
 
-def _compiled(
+@dataclasses.dataclass(frozen=True)
+class Prepared:
+    """The rules made ready once for every scan of a run (a triage scans each container)."""
+
+    binary: str | NotAvailable
+    """yara, from our own PATH."""
+    folder: Path
+    rule_files: list[str]
+    rules_argv: list[str]
+    """The rules' part of yara's command line: ``-C <compiled>``, or the source files."""
+    errors: tuple[str, ...]
+    """Why the rules were not compiled ahead, if they were not."""
+
+
+def _compile(
     rules: list[str], forbidden_root: str, stack: contextlib.ExitStack, errors: list[str]
 ) -> list[str]:
-    """The rules' part of yara's command line: ``-C <compiled>`` when ``yarac`` compiled them
-    (into a temporary directory removed with ``stack``), else the source files."""
+    """``-C <compiled>`` when ``yarac`` compiled them (into a temporary directory removed
+    with ``stack``), else the source files."""
     yarac = tools.which("yarac", forbidden_root=forbidden_root)
     if isinstance(yarac, NotAvailable):
         return rules
@@ -152,6 +167,19 @@ def _compiled(
     return ["-C", target]
 
 
+@contextlib.contextmanager
+def prepared(forbidden_root: str, rules_dir: Path = RULES_DIR, compile: bool = True) -> Iterator[Prepared]:
+    """The rules, compiled once (when yara, yarac and rules are there, and ``compile``) for
+    every :func:`scan` made inside the ``with``; the compiled file is removed after it."""
+    rules = [str(p) for p in rule_files(rules_dir)]
+    binary = tools.which("yara", forbidden_root=forbidden_root)
+    with contextlib.ExitStack() as stack:
+        errors: list[str] = []
+        ready = compile and rules and isinstance(binary, str)
+        argv = _compile(rules, forbidden_root, stack, errors) if ready else rules
+        yield Prepared(binary, rules_dir, rules, argv, tuple(errors))
+
+
 def scan(
     fs: RootFS,
     paths: Sequence[bytes],
@@ -159,21 +187,22 @@ def scan(
     rules_dir: Path = RULES_DIR,
     max_file: int = MAX_FILE,
     timeout: float = TIMEOUT,
+    rules: Prepared | None = None,
 ) -> YaraScan:
-    """Run every rule over the regular files ``paths`` inside ``fs``."""
-    rules = [str(p) for p in rule_files(rules_dir)]
-    binary = tools.which("yara", forbidden_root=forbidden_root)
-    if isinstance(binary, NotAvailable):
-        return skipped(binary.reason)
-    if not rules:
-        return skipped(f"no *.yar rules in {rules_dir}")
+    """Run every rule over the regular files ``paths`` inside ``fs`` (with ``rules`` made
+    ready by :func:`prepared`; without, they are made ready for this scan alone)."""
+    if rules is None:
+        with prepared(forbidden_root, rules_dir, compile=bool(paths)) as ready:
+            return scan(fs, paths, forbidden_root, rules_dir, max_file, timeout, ready)
+    if isinstance(rules.binary, NotAvailable):
+        return skipped(rules.binary.reason)
+    if not rules.rule_files:
+        return skipped(f"no *.yar rules in {rules.folder}")
     if not paths:
-        return dataclasses.replace(skipped("no added or changed regular files"), rule_files=rules)
-    with contextlib.ExitStack() as compiled:
-        errors: list[str] = []
-        argv = [binary, "--no-warnings", "--no-follow-symlinks", f"--timeout={PER_FILE_TIMEOUT}",
-                *_compiled(rules, forbidden_root, compiled, errors), "--scan-list", "/dev/stdin"]  # fmt: skip
-        return _batches(fs, paths, rules, argv, errors, max_file, timeout)
+        return dataclasses.replace(skipped("no added or changed regular files"), rule_files=rules.rule_files)
+    argv = [rules.binary, "--no-warnings", "--no-follow-symlinks", f"--timeout={PER_FILE_TIMEOUT}",
+            *rules.rules_argv, "--scan-list", "/dev/stdin"]  # fmt: skip
+    return _batches(fs, paths, rules.rule_files, argv, list(rules.errors), max_file, timeout)
 
 
 def _batches(

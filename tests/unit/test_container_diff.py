@@ -7,6 +7,7 @@ import hashlib
 import json
 import os
 import stat
+import threading
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -252,3 +253,35 @@ def test_hashes_are_of_the_bytes_read_whatever_lstat_said(tmp_path: Path) -> Non
         assert isinstance(over, NotAvailable) and "hash limit" in over.reason and head == big[:2]
     finally:
         os.close(fd)
+
+
+class StandInEngine:
+    """Stands in for the Engine API: the real daemon cannot be made to disagree with its own
+    disk, and these tests need it to. Answers ``container_changes`` from a list."""
+
+    def __init__(self, answer: list[dict[str, object]] | Exception) -> None:
+        self.answer = answer
+        self.threads: list[str] = []
+
+    def container_changes(self, cid: str) -> list[dict[str, object]]:
+        self.threads.append(threading.current_thread().name)
+        if isinstance(self.answer, Exception):
+            raise self.answer
+        return self.answer
+
+
+def test_the_engine_is_asked_while_the_disk_is_walked_and_disagreements_are_kept(tmp_path: Path) -> None:
+    o = build(tmp_path)
+    (o.upper / "tmp").mkdir()
+    same_meta(o.image_layer / "tmp", o.upper / "tmp")
+    (o.upper / "tmp/dropped").write_bytes(b"x")
+    same = [{"Kind": 0, "Path": "/tmp"}, {"Kind": 1, "Path": "/tmp/dropped"}]
+    agrees = StandInEngine(same)
+    assert run_diff(o, engine=agrees)["engine"] == {"engine_count": 2, "only_engine": [], "only_disk": []}
+    assert agrees.threads[0].startswith("engine-changes"), "the first answer is had beside the walk"
+    ghost = StandInEngine([*same, {"Kind": 1, "Path": "/tmp/ghost"}])
+    engine = run_diff(o, engine=ghost)["engine"]
+    assert engine["only_engine"] == ["A /tmp/ghost"] and engine["only_disk"] == []
+    assert len(ghost.threads) == 2, "a disagreement is asked a second time"
+    broken = run_diff(o, engine=StandInEngine(ConnectionError("daemon went away")))["engine"]
+    assert "daemon went away" in broken["not_available"]

@@ -233,6 +233,37 @@ def test_yara_rules_are_compiled_once_when_yarac_is_there(yara_tree: Path) -> No
     assert len({m.path for m in result.matches}) == len(YARA_FIXTURES)
 
 
+def test_prepared_rules_are_compiled_once_for_many_scans(
+    yara_tree: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    _need_yara()
+    if isinstance(tools.which("yarac"), NotAvailable):
+        pytest.skip("yarac is not installed (it comes with yara)")
+    real = tools.run
+    ran: list[str] = []
+
+    def counting(argv: list[str], *args: object, **kw: object) -> tools.ToolRun:
+        ran.append(os.path.basename(argv[0]))
+        return real(argv, *args, **kw)  # type: ignore[arg-type]
+
+    monkeypatch.setattr(tools, "run", counting)
+    paths = [b"/" + n.encode() for n in YARA_FIXTURES]
+    with yarascan.prepared(str(yara_tree)) as rules:
+        scans = [yarascan.scan(RootFS(yara_tree), paths, forbidden_root=str(yara_tree), rules=rules)
+                 for _ in range(3)]  # fmt: skip
+        compiled = rules.rules_argv[1]
+        assert os.path.isfile(compiled)
+    assert ran.count("yarac") == 1 and ran.count("yara") == 3
+    assert not os.path.exists(compiled), "the compiled rules are removed after the with"
+    for result in scans:
+        assert result.status == "ran" and compiled in result.argv
+        assert len({m.path for m in result.matches}) == len(YARA_FIXTURES)
+    # nothing to scan: no compile at all
+    ran.clear()
+    assert yarascan.scan(RootFS(yara_tree), [], forbidden_root=str(yara_tree)).status == "skipped"
+    assert ran == []
+
+
 def test_without_a_place_for_compiled_rules_each_run_compiles_them(
     yara_tree: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
