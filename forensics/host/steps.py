@@ -28,10 +28,14 @@ def engine_info(ctx: StepContext) -> None:
 
 
 def _each(ctx: StepContext, kind: str, items: list[str], inspect: Any, folder: str) -> None:
-    for key in items:
+    engine = ctx.host.require_engine()
+    for key, answer in zip(items, engine.each(inspect, items), strict=True):
+        if isinstance(answer, Exception):  # one object gone or broken must not lose the rest
+            ctx.warn(f"inspect of {kind} {key[:80]!r} failed: {answer}", object=key)
+            continue
         try:
-            ctx.sink.add_json(f"engine/{folder}/{segment(key.removeprefix('sha256:'))}.json", inspect(key))
-        except Exception as exc:  # one object gone or broken must not lose the rest
+            ctx.sink.add_json(f"engine/{folder}/{segment(key.removeprefix('sha256:'))}.json", answer)
+        except Exception as exc:
             ctx.warn(f"inspect of {kind} {key[:80]!r} failed: {exc}", object=key)
 
 

@@ -751,25 +751,22 @@ def gather(host: Any, exclude_container: str | None, engine_calls: bool = True,
         info, version = engine.info(), engine.version()
         containers, images = [], []
         own_image = ""
-        for summary in engine.containers():
-            cid = str(summary.get("Id", ""))
-            try:
-                inspect = engine.inspect_container(cid)
-            except Exception as exc:  # gone since the listing, or malformed
+        ids = [str(summary.get("Id", "")) for summary in engine.containers()]
+        for cid, inspect in zip(ids, engine.each(engine.inspect_container, ids), strict=True):
+            if isinstance(inspect, Exception):  # gone since the listing, or malformed
                 if warn:
-                    warn(f"inspect of container {cid[:80]!r} failed: {exc}")
+                    warn(f"inspect of container {cid[:80]!r} failed: {inspect}")
                 continue
             if exclude_container and cid == exclude_container:
                 own_image = str(inspect.get("Image", ""))
                 excluded.append(f"container {cid[:12]}: the appliance itself")
                 continue
             containers.append(inspect)
-            if (inspect.get("State") or {}).get("Running"):
-                try:
-                    tops[cid] = engine.container_top(cid)
-                except Exception as exc:
-                    tops[cid] = NotAvailable(f"top failed: {exc}")
+        running = [str(c.get("Id", "")) for c in containers if (c.get("State") or {}).get("Running")]
+        for cid, top in zip(running, engine.each(engine.container_top, running), strict=True):
+            tops[cid] = NotAvailable(f"top failed: {top}") if isinstance(top, Exception) else top
         used = {str(c.get("Image", "")) for c in containers}
+        wanted = []
         for summary in engine.images():
             iid = str(summary.get("Id", ""))
             tags = [t for t in summary.get("RepoTags") or [] if t != "<none>:<none>"]
@@ -778,12 +775,18 @@ def gather(host: Any, exclude_container: str | None, engine_calls: bool = True,
             if own_image and iid == own_image:
                 excluded.append(f"image {iid[7:19]}: the appliance's image")
                 continue
-            try:
-                images.append(engine.inspect_image(iid))
-                histories[iid] = engine.image_history(iid)
-            except Exception as exc:
+            wanted.append(iid)
+
+        def image(iid: str) -> tuple[dict[str, Any], list[dict[str, Any]]]:
+            return engine.inspect_image(iid), engine.image_history(iid)
+
+        for iid, answer in zip(wanted, engine.each(image, wanted), strict=True):
+            if isinstance(answer, Exception):
                 if warn:
-                    warn(f"inspect of image {iid[:80]!r} failed: {exc}")
+                    warn(f"inspect of image {iid[:80]!r} failed: {answer}")
+                continue
+            images.append(answer[0])
+            histories[iid] = answer[1]
     data_root = (
         str(info.get("DockerRootDir"))
         if isinstance(info, dict) and info.get("DockerRootDir")
