@@ -171,5 +171,5 @@ def binary_triage(ctx: StepContext) -> None:
 
 __all__ = ["CANDIDATES", "PHASE", "BinaryCandidate", "binary_triage"]
 
-register(Step("binary.triage", PHASE, binary_triage, timeout=STEP_TIMEOUT,
+register(Step("binary.triage", PHASE, binary_triage, timeout=STEP_TIMEOUT, after=(),
               description="static triage of flagged executables (native ELF; radare2 when on PATH)"))  # fmt: skip

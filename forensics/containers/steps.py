@@ -298,17 +298,21 @@ def containers_runtime(ctx: StepContext) -> None:
         _isolated(ctx, "runtime view", container, job)
 
 
+LISTED = ("containers.list",)
+"""What the per-container steps need first: the containers, from the API and the disk (the
+steps of this phase run side by side once it ended; extract and compare need the diff)."""
+
 register(Step("containers.list", Phase.FILESYSTEMS, containers_list, frozenset({Need.DOCKER_DATA}),
               timeout=60, description="containers from the API and the disk, cross-checked"))  # fmt: skip
 register(Step("containers.inspect", Phase.FILESYSTEMS, containers_inspect, frozenset({Need.DOCKER_DATA}),
-              timeout=300, description="each container's config from disk and from the API, side by side"))  # fmt: skip
+              timeout=300, after=LISTED, description="each container's config from disk and from the API, side by side"))  # fmt: skip
 register(Step("containers.logs", Phase.FILESYSTEMS, containers_logs, frozenset({Need.DOCKER_DATA}),
-              timeout=900, description="each container's json-file log from disk, and the API's logs (bounded)"))  # fmt: skip
+              timeout=900, after=LISTED, description="each container's json-file log from disk, and the API's logs (bounded)"))  # fmt: skip
 register(Step("containers.runtime", Phase.FILESYSTEMS, containers_runtime, frozenset({Need.DOCKER_DATA}),
-              timeout=300, description="each container's processes, sockets, mounts and networks"))  # fmt: skip
+              timeout=300, after=LISTED, description="each container's processes, sockets, mounts and networks"))  # fmt: skip
 register(Step("containers.diff", Phase.FILESYSTEMS, containers_diff, frozenset({Need.DOCKER_DATA}),
-              timeout=3600, description="each container's changes from its writable layer, rules and YARA"))  # fmt: skip
+              timeout=3600, after=LISTED, description="each container's changes from its writable layer, rules and YARA"))  # fmt: skip
 register(Step("containers.extract", Phase.FILESYSTEMS, containers_extract, frozenset({Need.DOCKER_DATA}),
-              timeout=3600, description="every added and changed file copied from the writable layer"))  # fmt: skip
+              timeout=3600, after=("containers.diff",), description="every added and changed file copied from the writable layer"))  # fmt: skip
 register(Step("containers.compare", Phase.FILESYSTEMS, containers_compare, frozenset({Need.DOCKER_DATA}),
-              timeout=1800, description="every changed file against its original in the image"))  # fmt: skip
+              timeout=1800, after=("containers.diff",), description="every changed file against its original in the image"))  # fmt: skip

@@ -173,10 +173,10 @@ def scan_trivy(ctx: StepContext) -> None:
             ctx.report(finding)
 
 
-register(Step("scan.host", Phase.SCANS, scan_host, timeout=600,
+register(Step("scan.host", Phase.SCANS, scan_host, timeout=600, after=(),
               description="Docker Bench for Security: host, daemon, files, images, runtime, swarm"))  # fmt: skip
-register(Step("scan.lint", Phase.SCANS, scan_lint, timeout=1200,
+register(Step("scan.lint", Phase.SCANS, scan_lint, timeout=1200, after=(),
               description="dockle's checkpoints for every image a container uses"))  # fmt: skip
-register(Step("scan.trivy", Phase.SCANS, scan_trivy, tools=("trivy",), timeout=3600,
+register(Step("scan.trivy", Phase.SCANS, scan_trivy, tools=("trivy",), timeout=3600, after=(),
               description="trivy (offline) on every image a container uses (engine export, else merged root from "
                           "disk) and on each container's merged root from disk: secrets, misconfig, vulns with a DB"))  # fmt: skip

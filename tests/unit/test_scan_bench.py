@@ -10,6 +10,7 @@ from typing import Any
 import pytest
 
 from forensics.findings import Severity
+from forensics.host.engine import Engine
 from forensics.host.rootfs import RootFS
 from forensics.records import NotAvailable
 from forensics.scan import bench
@@ -246,6 +247,8 @@ def test_dockerd_found_by_comm(tmp_path: Path) -> None:
 
 class FakeEngine:
     """Canned Engine API answers, for gather()."""
+
+    each = Engine.each  # the real fan-out over the canned answers
 
     def __init__(self, containers: list[dict[str, Any]]) -> None:
         self._containers = {c["Id"]: c for c in containers}
