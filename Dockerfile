@@ -87,10 +87,11 @@ RUN cd /src && { [ -e README.md ] || : >README.md; } \
 FROM ${BASE}
 # gdb brings gcore; util-linux brings nsenter; procps and iproute2 give ps/ss for live
 # state; file, binutils (readelf, objdump, strings) and yara look at binaries without
-# running them. python3 is the interpreter the venv points at (same base, same package).
+# running them; libfuzzy2 is ssdeep's C library (the pure-Python fallback is 40x slower).
+# python3 is the interpreter the venv points at (same base, same package).
 RUN apt-get update \
  && DEBIAN_FRONTEND=noninteractive apt-get install -y --no-install-recommends \
-      python3 gdb strace ltrace binutils file yara procps iproute2 util-linux ca-certificates \
+      python3 gdb strace ltrace binutils file yara libfuzzy2 procps iproute2 util-linux ca-certificates \
  && rm -rf /var/lib/apt/lists/* /var/cache/apt/archives/*.deb
 COPY --from=deps /opt/forensics /opt/forensics
 COPY --from=pkg /stage/ /
@@ -106,6 +107,7 @@ ENV PATH=/opt/forensics/bin:/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/s
 
 # Fail the build, not the first triage, when a tool is missing from the image.
 RUN forensics --help >/dev/null \
+ && python3 -c "import ctypes; ctypes.CDLL('libfuzzy.so.2')" \
  && for t in gdb gcore strace ltrace readelf objdump strings file yara ps ss nsenter trivy dive; do \
       command -v "$t" >/dev/null || { echo "missing tool: $t" >&2; exit 1; }; \
     done

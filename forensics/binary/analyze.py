@@ -26,9 +26,7 @@ import time
 from collections.abc import Iterator
 from typing import Any
 
-import ppdeep
-
-from forensics.binary import filetype, indicators, r2
+from forensics.binary import filetype, fuzzy, indicators, r2
 from forensics.binary.budget import Budget
 from forensics.binary.elf import analyse_elf
 from forensics.binary.limits import BUDGET, MAX_BYTES
@@ -38,9 +36,7 @@ from forensics.errors import NotFound, UsageProblem
 from forensics.records import NotAvailable
 
 FUZZY_LIMIT = 16 * 1024 * 1024
-"""Largest file given a fuzzy hash: ppdeep is pure Python (about 1 MB/s here)."""
-FUZZY_SECONDS_PER_BYTE = 2e-6
-"""Pessimistic ppdeep speed, to skip a hash that would overrun the budget."""
+"""Largest file given a fuzzy hash (without libfuzzy, ppdeep does about 1 MB/s here)."""
 CHUNK = 1 << 20
 
 
@@ -225,12 +221,13 @@ def _fuzzy(data: bytes, complete: bool, budget: Budget) -> str | NotAvailable:
     if not complete:
         return NotAvailable("only part of the file was read")
     if len(data) > FUZZY_LIMIT:
-        return NotAvailable(f"file over {FUZZY_LIMIT} bytes: no fuzzy hash (pure-Python ssdeep)")
-    if len(data) * FUZZY_SECONDS_PER_BYTE > budget.left():
-        budget.problem("ssdeep", "not enough budget left for the fuzzy hash")
+        return NotAvailable(f"file over {FUZZY_LIMIT} bytes: no fuzzy hash")
+    how = fuzzy.implementation()
+    if len(data) * fuzzy.SECONDS_PER_BYTE[how] > budget.left():
+        budget.problem("ssdeep", f"not enough budget left for the fuzzy hash ({how})")
         return NotAvailable("not enough budget left")
     try:
-        return str(ppdeep.hash(data))
+        return fuzzy.fuzzy_hash(data)
     except Exception as exc:
-        budget.problem("ssdeep", f"ppdeep failed: {exc}")
-        return NotAvailable(f"ppdeep failed: {exc}")
+        budget.problem("ssdeep", f"{how} failed: {exc}")
+        return NotAvailable(f"{how} failed: {exc}")

@@ -30,7 +30,7 @@ class Hashes:
     sha1: str | NotAvailable
     sha256: str | NotAvailable
     ssdeep: str | NotAvailable
-    """Context-triggered piecewise hash (ssdeep format, computed by ppdeep)."""
+    """Context-triggered piecewise hash (ssdeep format: libfuzzy when the system has it, else ppdeep)."""
 
 
 @dataclasses.dataclass(frozen=True)
