@@ -298,9 +298,9 @@ def containers_runtime(ctx: StepContext) -> None:
         _isolated(ctx, "runtime view", container, job)
 
 
-LISTED = ("containers.list",)
+LISTED = ("disk.inventory", "containers.list")
 """What the per-container steps need first: the containers, from the API and the disk (the
-steps of this phase run side by side once it ended; extract and compare need the diff)."""
+steps of this phase run side by side once these ended; extract and compare need the diff)."""
 
 register(Step("containers.list", Phase.FILESYSTEMS, containers_list, frozenset({Need.DOCKER_DATA}),
               timeout=60, description="containers from the API and the disk, cross-checked"))  # fmt: skip

@@ -4,6 +4,7 @@ the archive verifies, and churn is reported as such, not as a hidden container."
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import os
 import subprocess
@@ -46,6 +47,12 @@ def test_containers_removed_and_added_during_triage(busybox_image: str, tmp_path
         born.append(_run(busybox_image, f"churn-born-{os.getpid()}"))
 
     load_steps()
+
+    def in_turn(name: str) -> Step:
+        # The per-container steps may start as soon as containers.list ends; here each must
+        # wait for every step before it in the plan, the churn step included.
+        return dataclasses.replace(REGISTRY[name], after=None)
+
     plan = [
         REGISTRY["engine.info"],
         REGISTRY["engine.inventory"],
@@ -53,11 +60,11 @@ def test_containers_removed_and_added_during_triage(busybox_image: str, tmp_path
         REGISTRY["disk.inventory"],
         REGISTRY["containers.list"],
         Step("churn.remove-late", Phase.FILESYSTEMS, remove_late_and_add),
-        REGISTRY["containers.inspect"],
-        REGISTRY["containers.logs"],
-        REGISTRY["containers.diff"],
-        REGISTRY["containers.extract"],
-        REGISTRY["containers.compare"],
+        in_turn("containers.inspect"),
+        in_turn("containers.logs"),
+        in_turn("containers.diff"),
+        in_turn("containers.extract"),
+        in_turn("containers.compare"),
     ]
     try:
         host = HostContext.build(Path("/"), None, False)
