@@ -23,7 +23,7 @@ from forensics.containers.overlay import locate
 from forensics.errors import NotFound, UnsafePath
 from forensics.findings import Finding
 from forensics.host.disk import DiskContainer
-from forensics.host.rootfs import RootFS
+from forensics.host.rootfs import GrewPastLimit, RootFS, chunks
 from forensics.records import NotAvailable, display_path, path_record, to_jsonable
 
 MAX_TEXT = 2 * 1024 * 1024
@@ -32,7 +32,6 @@ MAX_TEXT_LINES = 50_000
 """More lines than this on a side: no text diff (difflib can be quadratic on hostile text)."""
 MAX_HASH = 256 * 1024 * 1024
 MAX_DIFF_LINES = 20_000
-CHUNK = 1 << 20
 
 
 @dataclasses.dataclass(frozen=True)
@@ -78,15 +77,16 @@ def _read(fs: RootFS, path: bytes) -> tuple[str | NotAvailable, bytes | None]:
             digest = hashlib.sha256()
             kept: list[bytes] | None = [] if st.st_size <= MAX_TEXT else None
             size = 0
-            while chunk := os.read(fd, CHUNK):
-                size += len(chunk)
-                if size > MAX_HASH:
-                    return NotAvailable("grew past the hash limit while read"), None
-                digest.update(chunk)
-                if kept is not None:
-                    kept.append(chunk)
-                    if size > MAX_TEXT:
-                        kept = None
+            try:
+                for chunk in chunks(fd, st.st_size, MAX_HASH):
+                    size += len(chunk)
+                    digest.update(chunk)
+                    if kept is not None:
+                        kept.append(chunk)
+                        if size > MAX_TEXT:
+                            kept = None
+            except GrewPastLimit:
+                return NotAvailable("grew past the hash limit while read"), None
             return digest.hexdigest(), b"".join(kept) if kept is not None else None
     except (UnsafePath, OSError) as exc:
         return NotAvailable(f"unreadable: {exc}"), None

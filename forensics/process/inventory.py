@@ -19,7 +19,7 @@ import stat
 
 from forensics.errors import UnsafePath
 from forensics.host.disk import DiskInventory, DockerDisk
-from forensics.host.rootfs import RootFS
+from forensics.host.rootfs import GrewPastLimit, RootFS, chunks
 from forensics.process.attribution import ContainerIndex, ContainerRef
 from forensics.process.sockets import Socket, SocketTables
 from forensics.records import NotAvailable
@@ -196,11 +196,12 @@ class Hasher:
                 result: str | NotAvailable = NotAvailable(f"exe larger than {self.limit} bytes: not hashed")
             else:
                 digest = hashlib.sha256()
-                read = 0
-                while read <= self.limit and (chunk := os.read(fd, 1 << 20)):
-                    digest.update(chunk)
-                    read += len(chunk)
-                result = digest.hexdigest() if read <= self.limit else NotAvailable("exe grew past the limit")
+                try:
+                    for chunk in chunks(fd, st.st_size, self.limit):
+                        digest.update(chunk)
+                    result = digest.hexdigest()
+                except GrewPastLimit:
+                    result = NotAvailable("exe grew past the limit")
             self._seen[key] = result
             return result, st.st_size
         except OSError as exc:

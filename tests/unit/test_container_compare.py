@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hashlib
 import json
 import os
 from pathlib import Path
@@ -147,3 +148,15 @@ def test_group_membership_in_privileged_groups() -> None:
     ]
     hashed = account_changes("/etc/passwd", PASSWD, PASSWD.replace("daemon:x:", "daemon::"))
     assert [(c.what, c.account) for c in hashed] == [("empty-password", "daemon")]
+
+
+def test_read_hashes_whole_files_and_keeps_only_small_ones(tmp_path: Path) -> None:
+    from forensics.containers import compare as module
+    from forensics.host.rootfs import RootFS
+
+    small, big = b"root:x:0:0::/root:/bin/sh\n", os.urandom(3 << 20)
+    (tmp_path / "small").write_bytes(small)
+    (tmp_path / "big").write_bytes(big)
+    fs = RootFS(str(tmp_path))
+    assert module._read(fs, b"/small") == (hashlib.sha256(small).hexdigest(), small)
+    assert module._read(fs, b"/big") == (hashlib.sha256(big).hexdigest(), None)  # over MAX_TEXT: hash only

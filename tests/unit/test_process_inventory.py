@@ -7,7 +7,7 @@ import os
 from pathlib import Path
 
 from forensics.process.attribution import cgroup_container
-from forensics.process.inventory import list_processes, parse_stat
+from forensics.process.inventory import Hasher, list_processes, parse_stat
 from forensics.process.rules import evaluate, miner_hits, reverse_shell_hits
 from forensics.process.sockets import parse_inet
 
@@ -125,3 +125,14 @@ def test_odd_stat_and_cgroup_text() -> None:
     [sock] = parse_inet("h\n 0: 00000000000000000000000001000000:0016 "
                         "00000000000000000000000000000000:0000 0A 0 0 0 0 0 77\n", "tcp6").values()  # fmt: skip
     assert (sock.local, sock.state, sock.inode) == ("[::1]:22", "LISTEN", 77)
+
+
+def test_hasher_hashes_the_running_exe_once_and_refuses_one_over_its_limit() -> None:
+    exe = Path(f"/proc/{os.getpid()}/exe").resolve()
+    expected = hashlib.sha256(exe.read_bytes()).hexdigest()
+    hasher = Hasher()
+    assert hasher.hash("/proc", os.getpid()) == (expected, exe.stat().st_size)
+    assert hasher.hash("/proc", os.getpid())[0] == expected  # from its cache, by inode
+    small = Hasher(limit=exe.stat().st_size - 1)
+    digest, _ = small.hash("/proc", os.getpid())
+    assert not isinstance(digest, str) and "larger than" in digest.reason
