@@ -48,7 +48,7 @@ class Candidate(NamedTuple):
 
 
 def _name(path: bytes) -> bytes:
-    return path.rsplit(b"/", 1)[-1]
+    return path[path.rfind(b"/") + 1 :]
 
 
 def _parent(path: bytes) -> bytes:
@@ -61,7 +61,7 @@ _PLAIN_NAME = re.compile(rb"[!-~]*[!-\-/-~][!-~]*")
 
 def odd_name(c: Candidate, _head: bytes) -> bool:
     name = _name(c.path)
-    if _PLAIN_NAME.fullmatch(name):
+    if name.isalnum() or _PLAIN_NAME.fullmatch(name):  # isalnum: ASCII letters and digits
         return False
     try:
         text = name.decode("utf-8")
@@ -77,8 +77,8 @@ def odd_name(c: Candidate, _head: bytes) -> bool:
 
 
 def hidden_name(c: Candidate, _head: bytes) -> bool:
-    name = _name(c.path)
-    if not name.startswith(b".") or c.path in KNOWN_DOTFILES:
+    path = c.path
+    if not path.startswith(b".", path.rfind(b"/") + 1) or path in KNOWN_DOTFILES:  # the name's first byte
         return False
     return _parent(c.path) in SYSTEM_DIRS
 
@@ -120,6 +120,19 @@ CHECKS: dict[str, Callable[[Candidate, bytes], bool]] = {
 """Named checks the rule table may use."""
 
 
+class Plan(NamedTuple):
+    """The rules that want one change, made ready to run over it (one plan serves every
+    change of the same kind, type and path class: :meth:`Matcher.plan` keeps them)."""
+
+    rules: tuple[ChangeRule, ...]
+    window: int
+    """How many of the file's first bytes the rules need (0: none)."""
+    tests: tuple[tuple[ChangeRule, int, tuple[bytes, ...], re.Pattern[bytes] | None, Callable[[Candidate, bytes], bool] | None], ...]  # fmt: skip
+    """Per rule: (rule, window, magic, content pattern, check), looked up once."""
+    supersedes: bool
+    """Whether a rule of the plan may take another out."""
+
+
 class Matcher:
     """The rule table, compiled once: each rule's globs become one regular expression.
 
@@ -141,9 +154,12 @@ class Matcher:
             [glob for rule in rules if self._paths[rule.id] is not None for glob in rule.paths]
         )
         excludes = sorted({rule.exclude for rule in rules if rule.exclude and self._paths[rule.id] is None})
-        self._general_excludes = [(1 << bit, _globs(globs)) for bit, globs in enumerate(excludes)]
+        self._general_excludes = [
+            (1 << bit, globs) for bit, globs in enumerate(map(_globs, excludes)) if globs
+        ]
         self._exclude_bit = {globs: 1 << bit for bit, globs in enumerate(excludes)}
-        self._general: dict[tuple[str, str, int], tuple[list[ChangeRule], int]] = {}
+        self._general: dict[tuple[str, str, int], Plan] = {}
+        self._plans: dict[tuple[str, ...], Plan] = {}
 
     @staticmethod
     @functools.cache
@@ -152,32 +168,38 @@ class Matcher:
         same answers, so threads may share it)."""
         return Matcher()
 
-    def wanted(self, c: Candidate) -> list[ChangeRule]:
-        """Rules that look at this change, by kind, type and path alone (do not change the
-        list: it may be shared with other changes)."""
-        return self.plan(c)[0]
-
-    def plan(self, c: Candidate) -> tuple[list[ChangeRule], int]:
-        """The rules that want this change, and how many of its first bytes they need."""
+    def plan(self, c: Candidate) -> Plan:
+        """The rules that want this change, by kind, type and path alone, and how many of
+        its first bytes they need."""
         text = c.path.decode("utf-8", "surrogateescape")
         if self._any_path is not None and self._any_path.match(text):
-            rules = [rule for rule in self.rules if self._wants(rule, c, text)]
-            return rules, self.window(rules)
+            return self._made([rule for rule in self.rules if self._wants(rule, c, text)])
         # No path-specific rule wants it: what the rules for every path want depends only
         # on kind, type and which of their excludes hold.
         excluded = 0
         for bit, pattern in self._general_excludes:
-            if pattern is not None and pattern.match(text):
+            if pattern.match(text):
                 excluded |= bit
         key = (c.kind, c.file_type, excluded)
         found = self._general.get(key)
         if found is None:
-            rules = [
+            found = self._general[key] = self._made([
                 rule for rule in self.rules
                 if self._paths[rule.id] is None and self._shape(rule, c)
                 and not excluded & self._exclude_bit.get(rule.exclude, 0)
-            ]  # fmt: skip
-            found = self._general[key] = (rules, self.window(rules))
+            ])  # fmt: skip
+        return found
+
+    def _made(self, rules: list[ChangeRule]) -> Plan:
+        key = tuple(rule.id for rule in rules)
+        found = self._plans.get(key)
+        if found is None:
+            tests = tuple(
+                (rule, rule.window, rule.magic, self._patterns[rule.id], CHECKS[rule.check] if rule.check else None)
+                for rule in rules
+            )  # fmt: skip
+            window = max((r.window for r in rules if r.wants_content), default=0)
+            found = self._plans[key] = Plan(tuple(rules), window, tests, any(r.supersedes for r in rules))
         return found
 
     @staticmethod
@@ -193,25 +215,19 @@ class Matcher:
         return exclude is None or not exclude.match(text)
 
     @staticmethod
-    def window(rules: Sequence[ChangeRule]) -> int:
-        """How many bytes of the file the wanted rules need (0: none)."""
-        return max((r.window for r in rules if r.wants_content), default=0)
-
-    def matches(self, c: Candidate, rules: Sequence[ChangeRule], head: bytes) -> list[ChangeRule]:
-        """The wanted rules that hold, given the file's first bytes."""
+    def matches(c: Candidate, plan: Plan, head: bytes) -> list[ChangeRule]:
+        """The planned rules that hold, given the file's first bytes (each rule sees no
+        more than its own window of them)."""
         out = []
-        patterns = self._patterns
-        for rule in rules:
-            window = rule.window
-            if rule.magic and not head[:window].startswith(rule.magic):
+        for rule, window, magic, pattern, check in plan.tests:
+            if magic and not head.startswith(magic, 0, window):
                 continue
-            pattern = patterns[rule.id]
-            if pattern is not None and not pattern.search(head[:window]):
+            if pattern is not None and not pattern.search(head, 0, window):
                 continue
-            if rule.check and not CHECKS[rule.check](c, head[:window]):
+            if check is not None and not check(c, head[:window]):
                 continue
             out.append(rule)
-        if any(r.supersedes for r in out):
+        if out and plan.supersedes:
             superseded = {s for r in out for s in r.supersedes}
             out = [r for r in out if r.id not in superseded]
         return out

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import fnmatch
 import os
+import random
 import stat
 import tempfile
 from pathlib import Path
@@ -84,7 +85,7 @@ QUIET: list[tuple[str, Candidate, bytes]] = [
 
 def flagged(c: Candidate, head: bytes) -> set[str]:
     matcher = Matcher()
-    return {r.id for r in matcher.matches(c, matcher.wanted(c), head)}
+    return {r.id for r in matcher.matches(c, matcher.plan(c), head)}
 
 
 def test_every_rule_has_a_fixture() -> None:
@@ -115,9 +116,9 @@ def test_odd_names(name: bytes) -> None:
 def test_content_is_asked_for_only_when_a_rule_wants_it() -> None:
     matcher = Matcher()
     config = cand(b"/etc/app.conf")
-    assert Matcher.window(matcher.wanted(config)) == 4  # the ELF magic; "#!" needs only 2
-    assert Matcher.window(matcher.wanted(cand(b"/etc/app.conf", "D"))) == 0
-    assert Matcher.window(matcher.wanted(cand(b"/var/www/a.php"))) == 256 * 1024
+    assert matcher.plan(config).window == 4  # the ELF magic; "#!" needs only 2
+    assert matcher.plan(cand(b"/etc/app.conf", "D")).window == 0
+    assert matcher.plan(cand(b"/var/www/a.php")).window == 256 * 1024
 
 
 def test_rule_table_refers_to_known_checks() -> None:
@@ -320,4 +321,24 @@ def test_globsets_match_exactly_as_fnmatch_does() -> None:
     for globs in lists + [(g,) for globs in lists for g in globs]:
         found = GlobSet(globs)
         for path in GLOB_PATHS:
+            assert found.match(path) == any(fnmatch.fnmatchcase(path, g) for g in globs), (globs, path)
+
+
+def test_globsets_decide_per_directory_as_fnmatch_does() -> None:
+    """A GlobSet works out once per directory what its globs say of the names there.
+    Random globs of every shape (wildcards, classes, "/" anywhere) against random paths,
+    each set asked for many paths that share directories, against fnmatch itself."""
+    from forensics.rules.globs import GlobSet
+
+    rng = random.Random(20261126)
+    shapes = ["/a/*", "*/b", "*/a/*", "/a/b.*", "/a/b", "*.b", "*a*", "/a*/b/*", "*/a", "/*/b/*", "*/a/b*"]
+    for _ in range(2500):
+        globs = [
+            "".join(rng.choice("/ab.*?[]!") for _ in range(rng.randint(0, 7)))
+            for _ in range(rng.randint(1, 3))
+        ]
+        globs.append(rng.choice(shapes))
+        found = GlobSet(globs)
+        for _ in range(12):
+            path = "".join(rng.choice("/ab.") for _ in range(rng.randint(0, 9)))
             assert found.match(path) == any(fnmatch.fnmatchcase(path, g) for g in globs), (globs, path)
