@@ -11,9 +11,7 @@ import os
 import re
 from collections.abc import Mapping
 from pathlib import PurePath
-from typing import Any, TypeVar
-
-_T = TypeVar("_T")
+from typing import Any
 
 
 @dataclasses.dataclass(frozen=True)
@@ -25,16 +23,6 @@ class NotAvailable:
 
     def __bool__(self) -> bool:
         return False
-
-
-def built(cls: type[_T], **fields: Any) -> _T:
-    """A frozen dataclass made without its generated ``__init__``, which sets each field
-    through ``object.__setattr__`` (ten times slower than a plain assignment): for records
-    made by the ten thousand in one pass, such as a diff's entries. Every field must be
-    given (a test holds each caller to that); no ``__post_init__`` runs."""
-    record = object.__new__(cls)
-    record.__dict__.update(fields)
-    return record
 
 
 def char_escape(ch: str) -> str:
@@ -97,6 +85,8 @@ def to_jsonable(value: Any) -> Any:
         return {f.name: to_jsonable(getattr(value, f.name)) for f in dataclasses.fields(value)}
     if isinstance(value, enum.Enum):
         return value.value
+    if isinstance(value, tuple) and hasattr(value, "_fields"):  # a named tuple: a record too
+        return {name: to_jsonable(item) for name, item in zip(value._fields, value, strict=True)}
     if isinstance(value, Mapping):
         return {str(k): to_jsonable(v) for k, v in value.items()}
     if isinstance(value, list | tuple | set | frozenset):

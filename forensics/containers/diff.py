@@ -20,7 +20,7 @@ import os
 import stat
 from collections import Counter, defaultdict
 from collections.abc import Sequence
-from typing import Any
+from typing import Any, NamedTuple
 
 from forensics.bulk import collector_paused
 from forensics.containers import yarascan
@@ -34,7 +34,7 @@ from forensics.findings import Finding, Severity
 from forensics.host.disk import DiskContainer
 from forensics.host.engine import Engine
 from forensics.host.rootfs import GrewPastLimit, RootFS, chunks, file_type, open_file_at
-from forensics.records import NotAvailable, built, char_escape, display_path, path_record, to_jsonable
+from forensics.records import NotAvailable, char_escape, display_path, path_record, to_jsonable
 from forensics.rules.container_changes import ChangeRule
 
 MAX_HASH_TOTAL = 8 * 1024 * 1024 * 1024
@@ -43,11 +43,12 @@ CHUNK = 1 << 20
 MAX_LISTED = 50
 """Paths named in one finding's details."""
 _KINDS = {0: "C", 1: "A", 2: "D"}
+_DEVICES = (stat.S_IFCHR, stat.S_IFBLK)
 
 
-@dataclasses.dataclass(frozen=True)
-class FileMeta:
-    """What lstat says of one entry."""
+class FileMeta(NamedTuple):
+    """What lstat says of one entry (a named tuple, as :class:`DiffEntry` is: a diff makes
+    one or two per change, and a frozen dataclass cost three times as much to build)."""
 
     file_type: str
     mode: int
@@ -67,25 +68,23 @@ class FileMeta:
     @classmethod
     def of(cls, st: os.stat_result) -> FileMeta:
         mode = st.st_mode
-        device = stat.S_ISCHR(mode) or stat.S_ISBLK(mode)
-        return built(
-            cls,
-            file_type=file_type(mode),
-            mode=mode,
-            permissions=stat.filemode(mode),
-            uid=st.st_uid,
-            gid=st.st_gid,
-            size=st.st_size,
-            nlink=st.st_nlink,
-            atime_ns=st.st_atime_ns,
-            mtime_ns=st.st_mtime_ns,
-            ctime_ns=st.st_ctime_ns,
-            rdev=f"{os.major(st.st_rdev)}:{os.minor(st.st_rdev)}" if device else None,
+        kind = stat.S_IFMT(mode)
+        return cls(
+            file_type(mode),
+            mode,
+            stat.filemode(mode),
+            st.st_uid,
+            st.st_gid,
+            st.st_size,
+            st.st_nlink,
+            st.st_atime_ns,
+            st.st_mtime_ns,
+            st.st_ctime_ns,
+            f"{os.major(st.st_rdev)}:{os.minor(st.st_rdev)}" if kind in _DEVICES else None,
         )
 
 
-@dataclasses.dataclass(frozen=True)
-class DiffEntry:
+class DiffEntry(NamedTuple):
     """One change, as ``docker diff`` lists it, and what it is."""
 
     kind: str
@@ -179,6 +178,11 @@ def _read(
             return NotAvailable(f"{size} bytes, over the {hash_limit}-byte hash limit"), (
                 os.pread(fd, window, 0) if window else b""
             )
+        if size < CHUNK:  # the common small file: one read of what fstat said and one byte more
+            data = os.read(fd, size + 1)
+            if len(data) <= size:
+                return hashlib.sha256(data).hexdigest(), data[:window]
+            os.lseek(fd, 0, os.SEEK_SET)  # it grew while read: again, the long way
         digest = hashlib.sha256()
         head = b""
         try:
@@ -196,17 +200,20 @@ def _read(
 
 
 def _candidate(raw: RawChange) -> Candidate:
-    here = raw.new if raw.new is not None else raw.old
+    new, old = raw.new, raw.old
+    here = new if new is not None else old
     assert here is not None
-    return Candidate(
-        kind=raw.kind,
-        path=raw.path,
-        file_type=file_type(here.st_mode),
-        mode=here.st_mode,
-        size=here.st_size,
-        original_mode=raw.old.st_mode if raw.old is not None else None,
-        original_size=raw.old.st_size if raw.old is not None else None,
+    mode = here.st_mode
+    # Made positionally, straight through tuple.__new__: one per change, and the named
+    # tuple's own __new__ with keywords costs twice as much.
+    if old is None:
+        return _tuple_new(Candidate, (raw.kind, raw.path, file_type(mode), mode, here.st_size, None, None))
+    return _tuple_new(
+        Candidate, (raw.kind, raw.path, file_type(mode), mode, here.st_size, old.st_mode, old.st_size)
     )
+
+
+_tuple_new = tuple.__new__
 
 
 _Content = tuple[str | NotAvailable, bytes | NotAvailable | None, list[ChangeRule]]
@@ -227,22 +234,22 @@ class _Reader:
         new = raw.new
         assert new is not None
         candidate = _candidate(raw)
-        wanted, window = self.matcher.plan(candidate)
+        plan = self.matcher.plan(candidate)
         if not stat.S_ISREG(new.st_mode):
             try:
                 target: bytes | NotAvailable = os.readlink(name, dir_fd=dir_fd)
             except OSError as exc:
                 target = NotAvailable(f"unreadable: {exc}")
-            return NotAvailable("not a regular file"), target, self.matcher.matches(candidate, wanted, b"")
+            return NotAvailable("not a regular file"), target, self.matcher.matches(candidate, plan, b"")
         if self.budget <= 0:
             sha: str | NotAvailable = NotAvailable(
                 f"the {MAX_HASH_TOTAL}-byte hash budget of this container is spent"
             )
-            return sha, None, self.matcher.matches(candidate, wanted, b"")
-        sha, head = _read(dir_fd, name, new, min(self.hash_limit, self.budget), window)
+            return sha, None, self.matcher.matches(candidate, plan, b"")
+        sha, head = _read(dir_fd, name, new, min(self.hash_limit, self.budget), plan.window)
         if isinstance(sha, str):  # only what was hashed: a file over the limit costs nothing
             self.budget -= new.st_size
-        return sha, None, self.matcher.matches(candidate, wanted, head)
+        return sha, None, self.matcher.matches(candidate, plan, head)
 
 
 def enrich(
@@ -262,24 +269,23 @@ def enrich(
             why = "deleted" if raw.new is None else "not a regular file"
             if raw.new is not None and offered(raw.new.st_mode):
                 why = "not read (the walk offered no fd)"
-            content = (NotAvailable(why), None, matcher.matches(candidate, matcher.wanted(candidate), b""))
+            content = (NotAvailable(why), None, matcher.matches(candidate, matcher.plan(candidate), b""))
         sha, target, fired = content
         for rule in fired:
             flagged[rule.id].append(raw.path)
-        new = raw.new
+        new, old = raw.new, raw.old
         entries.append(
-            built(
-                DiffEntry,
-                kind=raw.kind,
-                path=raw.path,
-                cause=raw.cause,
-                current=FileMeta.of(new) if new is not None else None,
-                original=FileMeta.of(raw.old) if raw.old is not None else None,
-                layer=layers.lowers[raw.old_layer] if raw.old_layer is not None else None,
-                sha256=sha,
-                link_target=target,
-                executable=new is not None and stat.S_ISREG(new.st_mode) and bool(new.st_mode & 0o111),
-                flags=tuple(rule.id for rule in fired),
+            DiffEntry(
+                raw.kind,
+                raw.path,
+                raw.cause,
+                FileMeta.of(new) if new is not None else None,
+                FileMeta.of(old) if old is not None else None,
+                layers.lowers[raw.old_layer] if raw.old_layer is not None else None,
+                sha,
+                target,
+                new is not None and stat.S_ISREG(new.st_mode) and bool(new.st_mode & 0o111),
+                tuple([rule.id for rule in fired]) if fired else (),
             )
         )
     return entries, dict(flagged)
@@ -311,7 +317,7 @@ def analyse(
         by_path: dict[bytes, list[str]] = defaultdict(list)
         for match in scan.matches:
             by_path[match.path].append(f"yara:{match.rule}")
-        entries = [dataclasses.replace(e, flags=e.flags + tuple(by_path.get(e.path, ()))) for e in entries]
+        entries = [e._replace(flags=e.flags + tuple(by_path.get(e.path, ()))) for e in entries]
     subject = f"container:{container.id}"
     findings = _findings(
         matcher, flagged, scan, engine, subject, options.evidence, changes.truncated, container

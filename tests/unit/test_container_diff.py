@@ -255,6 +255,26 @@ def test_hashes_are_of_the_bytes_read_whatever_lstat_said(tmp_path: Path) -> Non
         os.close(fd)
 
 
+def test_a_file_with_more_bytes_than_fstat_says_is_read_to_its_end() -> None:
+    """The one read of a small file asks for one byte more than fstat's size: when it gets
+    it, the file is read again from the start. /proc's files say 0 bytes and hold more: a
+    real file with the shape of one that grew between the fstat and the read."""
+    from forensics.containers.diff import _read
+
+    with open("/proc/self/cmdline", "rb") as f:
+        want = f.read()
+    assert len(want) > 1
+    fd = os.open("/proc/self", os.O_RDONLY | os.O_DIRECTORY)
+    try:
+        st = os.stat(b"cmdline", dir_fd=fd, follow_symlinks=False)
+        assert st.st_size == 0
+        assert _read(fd, b"cmdline", st, 1 << 30, 4) == (hashlib.sha256(want).hexdigest(), want[:4])
+        over, _ = _read(fd, b"cmdline", st, 1, 4)
+        assert isinstance(over, NotAvailable) and "grew past" in over.reason
+    finally:
+        os.close(fd)
+
+
 class StandInEngine:
     """Stands in for the Engine API: the real daemon cannot be made to disagree with its own
     disk, and these tests need it to. Answers ``container_changes`` from a list."""
