@@ -16,6 +16,7 @@ from __future__ import annotations
 import concurrent.futures
 import dataclasses
 import hashlib
+import operator
 import os
 import stat
 from collections import Counter, defaultdict
@@ -44,6 +45,8 @@ MAX_LISTED = 50
 """Paths named in one finding's details."""
 _KINDS = {0: "C", 1: "A", 2: "D"}
 _DEVICES = (stat.S_IFCHR, stat.S_IFBLK)
+_PATH = operator.attrgetter("path")
+_KIND = operator.attrgetter("kind")
 
 
 class FileMeta(NamedTuple):
@@ -307,7 +310,7 @@ def analyse(
         with collector_paused():  # hundreds of thousands of objects that all live on
             changes = compute_changes(upper, lowers, visit=_Reader(matcher, options.hash_limit))
             entries, flagged = enrich(changes, layers, matcher)
-        entries.sort(key=lambda e: e.path)
+        entries.sort(key=_PATH)
         if options.yara:
             scan = _yara(entries, upper, root, options.yara_rules)
         else:
@@ -330,7 +333,7 @@ def analyse(
         state=container.state.status,
         layers=layers,
         entries=entries,
-        counts=dict(Counter(e.kind for e in entries)),
+        counts=dict(Counter(map(_KIND, entries))),
         entries_examined=changes.entries,
         truncated=changes.truncated,
         problems=layers.problems + changes.problems,

@@ -57,7 +57,11 @@ _S_IFDIR = 0o040000
 
 def offered(mode: int) -> bool:
     """What the visit hook is offered: regular files and links."""
-    return stat.S_ISREG(mode) or stat.S_ISLNK(mode)
+    return stat.S_IFMT(mode) in _OFFERED
+
+
+_OFFERED = (stat.S_IFREG, stat.S_IFLNK)
+_tuple_new = tuple.__new__
 
 
 class RawChange(NamedTuple):
@@ -226,11 +230,17 @@ class _Walk:
         at: tuple[int, bytes] | None = None,
     ) -> None:  # fmt: skip
         """Record a change; ``at`` (upper dir fd, name) offers it to the visit hook."""
-        change = RawChange(
-            kind, path, new, found.st if found else None, found.layer if found else None, cause
-        )
+        if found is None:
+            change = _tuple_new(RawChange, (kind, path, new, None, None, cause))
+        else:
+            change = _tuple_new(RawChange, (kind, path, new, found.st, found.layer, cause))
         self.out.append(change)
-        if at is not None and self.visit is not None and new is not None and offered(new.st_mode):
+        if (
+            at is not None
+            and self.visit is not None
+            and new is not None
+            and stat.S_IFMT(new.st_mode) in _OFFERED
+        ):
             try:
                 self.visited[path] = self.visit(change, *at)
             except OSError as exc:  # the hook records its own trouble; this is the backstop
@@ -255,8 +265,11 @@ class _Walk:
 
     # -- the old (lower-only) view ------------------------------------------------------
     def is_whiteout(self, path: bytes, dir_fd: int, name: bytes, st: os.stat_result) -> str | None:
+        kind = stat.S_IFMT(st.st_mode)
+        if kind != stat.S_IFCHR and (kind != stat.S_IFREG or st.st_size):
+            return None  # neither a device nor an empty file: the common case, decided at once
         xattr = False
-        if stat.S_ISREG(st.st_mode) and st.st_size == 0:
+        if kind == stat.S_IFREG:
             try:
                 xattr = file_xattr(dir_fd, name, st, XATTR_WHITEOUT) is not None
             except OSError as exc:
