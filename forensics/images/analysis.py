@@ -20,7 +20,7 @@ import dataclasses
 import hashlib
 import os
 import re
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Iterator
 from typing import TYPE_CHECKING, Any
 
 from forensics.bulk import collector_paused
@@ -340,44 +340,86 @@ class Placed:
     record: FileRecord
 
 
-def _under(path: bytes, top: bytes) -> bool:
-    return path.startswith(top.rstrip(b"/") + b"/")
+class Stack:
+    """The file system of the layers stacked so far: path -> the entry and the layer that
+    supplied it, with each directory's children indexed, so that what lies under a path
+    costs its own size to find, not the whole tree's (a layer's thousands of whiteouts
+    over a big lower tree once cost their product)."""
+
+    def __init__(self) -> None:
+        self.files: dict[bytes, Placed] = {}
+        self._children: dict[bytes, set[bytes]] = {}
+        """Directory -> the paths directly in it that are, or hold, an entry (a
+        directory that has no entry of its own is a link on the way all the same)."""
+
+    def place(self, path: bytes, placed: Placed) -> None:
+        if path not in self.files:
+            self._link(path)
+        self.files[path] = placed
+
+    def _link(self, path: bytes) -> None:
+        while path != b"/":
+            parent = path.rpartition(b"/")[0] or b"/"
+            children = self._children.setdefault(parent, set())
+            if path in children:
+                return
+            children.add(path)
+            path = parent
+
+    def drop(self, path: bytes) -> bool:
+        """Remove the entry ``path`` (not what is under it); whether there was one."""
+        return self.files.pop(path, None) is not None
+
+    def under(self, top: bytes) -> Iterator[bytes]:
+        """The paths of the entries below ``top`` (``top`` itself not)."""
+        todo = [top]
+        while todo:
+            for child in self._children.get(todo.pop(), ()):
+                if child in self.files:
+                    yield child
+                todo.append(child)
+
+    def clear_under(self, top: bytes) -> list[bytes]:
+        """Remove every entry below ``top``; the paths removed. The index below ``top``
+        goes with them, so a later clearing of the same directory costs nothing."""
+        gone = []
+        todo = [top]
+        while todo:
+            for child in self._children.pop(todo.pop(), ()):
+                if self.files.pop(child, None) is not None:
+                    gone.append(child)
+                todo.append(child)
+        return gone
 
 
-def _apply(state: dict[bytes, Placed], layer: LayerRecord) -> tuple[list[bytes], list[bytes], list[bytes]]:
+def _apply(state: Stack, layer: LayerRecord) -> tuple[list[bytes], list[bytes], list[bytes]]:
     """Stack ``layer`` on ``state`` (in place); return (added, changed, deleted)."""
-    lower = dict(state)
-    deleted: list[bytes] = []
-    marks = [f for f in layer.files if f.type in ("whiteout", "opaque")]
-    if marks:
-        doomed: set[bytes] = set()
-        for mark in marks:
-            for path in lower:
-                if (mark.type == "whiteout" and (path == mark.path or _under(path, mark.path))) or (
-                    mark.type == "opaque" and _under(path, mark.path)
-                ):
-                    doomed.add(path)
-        for path in doomed:
-            del state[path]
-        deleted = sorted(doomed)
+    lower = dict(state.files)
+    doomed: set[bytes] = set()
+    for mark in layer.files:
+        if mark.type == "whiteout":
+            if state.drop(mark.path):
+                doomed.add(mark.path)
+            doomed.update(state.clear_under(mark.path))
+        elif mark.type == "opaque":
+            doomed.update(state.clear_under(mark.path))
     added: list[bytes] = []
     changed: list[bytes] = []
     for record in layer.files:
         if record.type in ("whiteout", "opaque"):
             continue
         (changed if record.path in lower else added).append(record.path)
-        state[record.path] = Placed(layer.index, record)
+        state.place(record.path, Placed(layer.index, record))
         # A non-directory over a directory hides what was below it.
         below = lower.get(record.path)
         if record.type != "dir" and below is not None and below.record.type == "dir":
-            for path in [p for p in state if _under(p, record.path)]:
-                del state[path]
+            state.clear_under(record.path)
     present = {r.path for r in layer.files if r.type not in ("whiteout", "opaque")}
-    return added, changed, [p for p in deleted if p not in present]
+    return added, changed, [p for p in sorted(doomed) if p not in present]
 
 
 def layer_changes(scan: ImageScan) -> list[LayerChanges]:
-    state: dict[bytes, Placed] = {}
+    state = Stack()
     commands = layer_commands(scan)
     out = []
     for layer in scan.layers:
@@ -391,10 +433,10 @@ def layer_changes(scan: ImageScan) -> list[LayerChanges]:
 
 def final_files(scan: ImageScan) -> dict[bytes, Placed]:
     """The image's file system as a container would see it: path -> supplying layer."""
-    state: dict[bytes, Placed] = {}
+    state = Stack()
     for layer in scan.layers:
         _apply(state, layer)
-    return dict(sorted(state.items()))
+    return dict(sorted(state.files.items()))
 
 
 # --- dive's figures (filetree/efficiency.go) ---------------------------------------------
@@ -448,15 +490,20 @@ def efficiency(scan: ImageScan) -> Efficiency:
     cumulative: dict[bytes, int] = {}
     minimum: dict[bytes, int] = {}
     counts: dict[bytes, int] = {}
-    state: dict[bytes, Placed] = {}
+    state = Stack()
     for layer in scan.layers:
+        removed: dict[bytes, int] = {}
         for path, record in _leaves(layer):
             size = record.size
             if record.type == "whiteout":
-                below = state.get(path)
+                below = state.files.get(path)
                 size = 0
                 if below is not None and below.record.type == "dir":
-                    size = sum(p.record.size for q, p in state.items() if q == path or _under(q, path))
+                    if path not in removed:  # the same whiteout twice in one layer: once summed
+                        removed[path] = below.record.size + sum(
+                            state.files[q].record.size for q in state.under(path)
+                        )
+                    size = removed[path]
             cumulative[path] = cumulative.get(path, 0) + size
             minimum[path] = size if path not in minimum else min(minimum[path], size)
             counts[path] = counts.get(path, 0) + 1

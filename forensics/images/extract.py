@@ -116,12 +116,12 @@ def _view(scan: ImageScan, layer: int | None) -> tuple[dict[bytes, Placed], list
     if not 0 <= layer < len(scan.layers):
         raise UsageProblem(f"--layer {layer}: the image has layers 0 to {len(scan.layers) - 1}")
     one = scan.layers[layer]
-    state: dict[bytes, Placed] = {}
+    state = analysis.Stack()
     analysis._apply(state, dataclasses.replace(one, files=tuple(f for f in one.files
                                                                 if f.type not in ("whiteout", "opaque"))))  # fmt: skip
     refused = [Refusal(f.path, layer, f"{f.type} marker: not applied when one layer is extracted")
                for f in one.files if f.type in ("whiteout", "opaque")]  # fmt: skip
-    return dict(sorted(state.items())), refused, 0
+    return dict(sorted(state.files.items())), refused, 0
 
 
 def _ancestors(path: bytes) -> Iterator[bytes]:

@@ -186,6 +186,27 @@ def test_a_million_entries_stop_at_the_member_cap(tmp_path: Path, monkeypatch: p
     assert [f.path for f in scan.layers[1].files] == [b"/next"]
 
 
+def test_a_storm_of_whiteouts_over_a_big_tree(tmp_path: Path) -> None:
+    """20,000 whiteouts and four opaque dirs over 40,000 files: each is applied under its own
+    directory, not by a test of every path of the tree (that was 800 million tests, minutes:
+    the hang detector's business)."""
+    lower = [corpus.M(f"d{d}", "dir") for d in range(400)]
+    lower += [corpus.M(f"d{d}/f{f}", data=b"x") for d in range(400) for f in range(100)]
+    upper = [corpus.M(f"d{d}/.wh.f{f}") for d in range(400) for f in range(0, 100, 2)]
+    upper += [corpus.M(f"d{d}/.wh..wh..opq") for d in range(0, 400, 100)]
+    archive = corpus.docker_save(tmp_path / "image.tar", [corpus.layer_tar(lower), corpus.layer_tar(upper)])
+    metadata = analysis.ScanOptions(
+        content=False
+    )  # what the whiteouts need; reading the bytes is tested above
+    scan = guarded(lambda: analysis.scan_image(open_path(archive), metadata), "whiteout storm")
+    changes = guarded(lambda: analysis.layer_changes(scan), "whiteout storm: layers")
+    assert len(changes[1].deleted) == 20_000 + 4 * 50
+    final = guarded(lambda: analysis.final_files(scan), "whiteout storm: files")
+    assert len(final) == 400 + 396 * 50
+    assert b"/d1/f1" in final and b"/d1/f2" not in final and b"/d100/f1" not in final
+    assert guarded(lambda: analysis.efficiency(scan), "whiteout storm: efficiency").size == 40_000
+
+
 # --- manifests and digests that lie ------------------------------------------------------------
 
 
