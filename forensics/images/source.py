@@ -974,6 +974,8 @@ def dir_entries(top: str, layer: LayerReading) -> Iterator[Entry]:
 
 _LIST_FLAGS = os.O_RDONLY | os.O_DIRECTORY | os.O_NOFOLLOW | os.O_NONBLOCK | os.O_CLOEXEC
 _O_NOATIME = getattr(os, "O_NOATIME", 0)
+_CHUNK = 1 << 20
+"""Bytes of one read of a file in a layer dir."""
 
 
 def _open_dir(name: bytes, dir_fd: int | None) -> int:
@@ -1045,13 +1047,18 @@ def _open_subdir(name: bytes, dir_fd: int, st: os.stat_result) -> int | None:
 
 
 def _file_chunks(fs: RootFS, path: bytes, limit: int) -> Iterator[bytes]:
-    with fs.open_regular(path, follow=False) as (fd, _st):
+    """At most ``limit`` bytes of the file, to its end however big fstat said it was. The
+    first read asks for fstat's size and a byte more (os.read allocates what it is asked
+    for: 1 MiB for each small file of a layer cost more than reading it)."""
+    with fs.open_regular(path, follow=False) as (fd, st):
         remaining = limit
+        want = min(st.st_size + 1, _CHUNK)
         while remaining > 0:
-            chunk = os.read(fd, min(remaining, 1 << 20))
+            chunk = os.read(fd, min(remaining, want))
             if not chunk:
                 return
             remaining -= len(chunk)
+            want = _CHUNK
             yield chunk
 
 

@@ -241,3 +241,25 @@ def test_layer_dir_entries_in_tar_order_with_overlay_marks(tmp_path: Path) -> No
     ]
     assert entries[5].read(3) == b"123"
     assert layer.problems == []
+
+
+def test_layer_dir_files_are_read_to_their_end_and_no_further_than_asked(tmp_path: Path) -> None:
+    """A layer dir's file is read from its first read of fstat's size (and a byte more) to its
+    real end: a file that grew after the listing is read whole, a limit cuts it short (image
+    extract asks for one byte past its own limit to see an overrun)."""
+    top = tmp_path / "diff"
+    top.mkdir()
+    big = os.urandom((2 << 20) + 3)
+    (top / "big").write_bytes(big)
+    (top / "empty").write_bytes(b"")
+    (top / "grows").write_bytes(b"before")
+    layer = LayerReading("diff", lambda _layer: iter(()))
+    entries = {e.path: e for e in dir_entries(str(top), layer)}
+    with open(top / "grows", "ab") as f:
+        f.write(b" and after" * 1000)
+    assert entries[b"/big"].read(len(big) + 1) == big
+    assert entries[b"/big"].read((1 << 20) + 7) == big[: (1 << 20) + 7]
+    assert entries[b"/empty"].read(10) == b""
+    grown = (top / "grows").read_bytes()
+    assert entries[b"/grows"].size == 6 and entries[b"/grows"].read(1 << 30) == grown
+    assert entries[b"/grows"].read(7) == grown[:7]
