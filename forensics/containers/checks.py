@@ -120,15 +120,19 @@ CHECKS: dict[str, Callable[[Candidate, bytes], bool]] = {
 """Named checks the rule table may use."""
 
 
+_Test = tuple[
+    ChangeRule, int, tuple[bytes, ...], re.Pattern[bytes] | None, Callable[[Candidate, bytes], bool] | None
+]
+"""One rule made ready: (rule, window, magic, content pattern, check), looked up once."""
+
+
 class Plan(NamedTuple):
     """The rules that want one change, made ready to run over it (one plan serves every
     change of the same kind, type and path class: :meth:`Matcher.plan` keeps them)."""
 
-    rules: tuple[ChangeRule, ...]
+    tests: tuple[_Test, ...]
     window: int
     """How many of the file's first bytes the rules need (0: none)."""
-    tests: tuple[tuple[ChangeRule, int, tuple[bytes, ...], re.Pattern[bytes] | None, Callable[[Candidate, bytes], bool] | None], ...]  # fmt: skip
-    """Per rule: (rule, window, magic, content pattern, check), looked up once."""
     supersedes: bool
     """Whether a rule of the plan may take another out."""
 
@@ -199,7 +203,7 @@ class Matcher:
                 for rule in rules
             )  # fmt: skip
             window = max((r.window for r in rules if r.wants_content), default=0)
-            found = self._plans[key] = Plan(tuple(rules), window, tests, any(r.supersedes for r in rules))
+            found = self._plans[key] = Plan(tests, window, any(r.supersedes for r in rules))
         return found
 
     @staticmethod
