@@ -340,55 +340,99 @@ class Placed:
     record: FileRecord
 
 
+class _Dir(dict[bytes, "_Dir"]):
+    """A node of a tree of path components: name -> the node below it; ``entry`` when the
+    path it stands for is an entry itself, not only a directory on the way to one."""
+
+    __slots__ = ("entry",)
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.entry = False
+
+    def find(self, path: bytes) -> _Dir | None:
+        """The node of ``path`` (absolute) below this root node, None when absent."""
+        node = self
+        for name in _components(path):
+            below = node.get(name)
+            if below is None:
+                return None
+            node = below
+        return node
+
+    def make(self, path: bytes) -> _Dir:
+        """The node of ``path``, made with every node on the way to it."""
+        node = self
+        for name in _components(path):
+            below = node.get(name)
+            if below is None:
+                below = node[name] = _Dir()
+            node = below
+        return node
+
+    def entries(self, top: bytes) -> Iterator[bytes]:
+        """The paths of the entries under this node, which is ``top``'s. A path is joined
+        only for an entry: a chain of directories that are no entries costs its length,
+        not its length times its depth."""
+        parts = [top.rstrip(b"/")]
+        todo = [iter(self.items())]
+        while todo:
+            for name, child in todo[-1]:
+                if child.entry:
+                    yield b"/".join([*parts, name])
+                if child:
+                    parts.append(name)
+                    todo.append(iter(child.items()))
+                    break
+            else:
+                todo.pop()
+                parts.pop()
+
+
+def _components(path: bytes) -> list[bytes]:
+    return [name for name in path.split(b"/") if name]
+
+
 class Stack:
     """The file system of the layers stacked so far: path -> the entry and the layer that
-    supplied it, with each directory's children indexed, so that what lies under a path
+    supplied it, beside a tree of its path components, so that what lies under a path
     costs its own size to find, not the whole tree's (a layer's thousands of whiteouts
-    over a big lower tree once cost their product)."""
+    over a big lower tree once cost their product), and a path costs its length to add,
+    however deep (a tree of strings, one per ancestor, cost its depth times its length)."""
 
     def __init__(self) -> None:
         self.files: dict[bytes, Placed] = {}
-        self._children: dict[bytes, set[bytes]] = {}
-        """Directory -> the paths directly in it that are, or hold, an entry (a
-        directory that has no entry of its own is a link on the way all the same)."""
+        self._tree = _Dir()
+        """Every path placed, and the directories on the way to it, entries or not."""
 
     def place(self, path: bytes, placed: Placed) -> None:
-        if path not in self.files:
-            self._link(path)
+        self._tree.make(path).entry = True
         self.files[path] = placed
-
-    def _link(self, path: bytes) -> None:
-        while path != b"/":
-            parent = path.rpartition(b"/")[0] or b"/"
-            children = self._children.setdefault(parent, set())
-            if path in children:
-                return
-            children.add(path)
-            path = parent
 
     def drop(self, path: bytes) -> bool:
         """Remove the entry ``path`` (not what is under it); whether there was one."""
-        return self.files.pop(path, None) is not None
+        if self.files.pop(path, None) is None:
+            return False
+        node = self._tree.find(path)
+        if node is not None:
+            node.entry = False
+        return True
 
     def under(self, top: bytes) -> Iterator[bytes]:
         """The paths of the entries below ``top`` (``top`` itself not)."""
-        todo = [top]
-        while todo:
-            for child in self._children.get(todo.pop(), ()):
-                if child in self.files:
-                    yield child
-                todo.append(child)
+        node = self._tree.find(top)
+        return iter(()) if node is None else node.entries(top)
 
     def clear_under(self, top: bytes) -> list[bytes]:
-        """Remove every entry below ``top``; the paths removed. The index below ``top``
+        """Remove every entry below ``top``; the paths removed. The tree below ``top``
         goes with them, so a later clearing of the same directory costs nothing."""
-        gone = []
-        todo = [top]
-        while todo:
-            for child in self._children.pop(todo.pop(), ()):
-                if self.files.pop(child, None) is not None:
-                    gone.append(child)
-                todo.append(child)
+        node = self._tree.find(top)
+        if node is None:
+            return []
+        gone = list(node.entries(top))
+        for path in gone:
+            del self.files[path]
+        node.clear()
         return gone
 
 
@@ -469,20 +513,14 @@ def _leaves(layer: LayerRecord) -> list[tuple[bytes, FileRecord]]:
 
     A whiteout is a node of its own (named ``.wh.x``), so it never parents anything.
     """
-    parents: set[bytes] = set()
+    tree = _Dir()
     for record in layer.files:
-        if record.type in ("whiteout", "opaque"):
-            continue
-        path = record.path
-        while True:
-            path = path.rpartition(b"/")[0]
-            if not path or path in parents:
-                break
-            parents.add(path)
+        if record.type not in ("whiteout", "opaque"):
+            tree.make(record.path)
     return [
         (r.path, r)
         for r in layer.files
-        if r.type != "opaque" and (r.type == "whiteout" or r.path not in parents)
+        if r.type != "opaque" and (r.type == "whiteout" or not tree.find(r.path))
     ]
 
 
