@@ -47,6 +47,11 @@ from forensics.records import NotAvailable, display_path
 
 MAX_BYTES = 8 << 30
 MAX_ENTRIES = 1_000_000
+MAX_NAME = 4096
+"""Bytes of an entry's path that is written (Linux's PATH_MAX: the engine itself could not
+have unpacked a longer one, and no program could open it by its name)."""
+MAX_DEPTH = 256
+"""Directories above an entry that is written (the container diff walks no deeper)."""
 _DIR_OPEN = os.O_RDONLY | os.O_DIRECTORY | os.O_NOFOLLOW | os.O_CLOEXEC
 _FILE_CREATE = os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW | os.O_CLOEXEC
 
@@ -137,6 +142,10 @@ def _screen(view: dict[bytes, Placed], limits: Limits) -> tuple[dict[bytes, Plac
     refused = []
     for path, placed in view.items():
         record = placed.record
+        if len(path) > MAX_NAME or path.count(b"/") > MAX_DEPTH:
+            refused.append(Refusal(path, placed.layer, f"path of {len(path)} bytes, {path.count(b'/')} deep: "
+                                   f"over {MAX_NAME} bytes or {MAX_DEPTH} directories, not written"))  # fmt: skip
+            continue
         blocker = next((a for a in _ancestors(path) if a in view and view[a].record.type != "dir"), None)
         if blocker is not None:
             kind = view[blocker].record.type

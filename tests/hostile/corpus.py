@@ -193,6 +193,13 @@ def cases(outside: str) -> dict[str, list[list[M]]]:
                 M("dev/../fifo2", "fifo"),
             ]
         ],
+        "deep-path": [
+            [
+                M("a/" * 40_000 + "f", data=b"deep"),  # 80 KB of name, 40,000 directories
+                M("b/" * 300 + "g", data=b"deeper than the walk goes"),
+                M("ok", data=b"ok"),
+            ]
+        ],
         "whiteout-edges": [
             [
                 M("dir", "dir"),

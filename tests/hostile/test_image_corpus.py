@@ -109,6 +109,21 @@ def test_whiteout_edges(tmp_path: Path) -> None:
     assert not (out / "dir/a").exists() and (out / "dir/c").read_bytes() == b"c"
 
 
+def test_deep_paths_are_refused_not_written(tmp_path: Path) -> None:
+    """80 KB of name, 40,000 directories deep, and a path 300 deep: recorded and refused by
+    extract (a tree no program could open by its path, and that breaks recursive tools);
+    the layers' other work on them costs their length, not length times depth."""
+    archive, _ = _build(tmp_path, "deep-path")
+    scan = guarded(lambda: analysis.scan_image(open_path(archive)), "deep scan")
+    assert len(scan.layers[0].files) == 3
+    assert len(guarded(lambda: analysis.final_files(scan), "deep files")) == 3
+    out = tmp_path / "out"
+    result = guarded(lambda: _extract(archive, out), "deep extract")
+    refused = {r.path[:3]: r.reason for r in result.refused}  # type: ignore[attr-defined]
+    assert set(refused) == {b"/a/", b"/b/"} and all("not written" in why for why in refused.values())
+    assert (out / "ok").read_bytes() == b"ok" and not (out / "a").exists() and not (out / "b").exists()
+
+
 def test_odd_names_survive_as_escaped_data(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     outside = tmp_path / "outside"
     outside.mkdir()
