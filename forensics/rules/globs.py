@@ -9,6 +9,9 @@ from typing import NamedTuple
 
 MAX_PARENTS = 4096
 """Directories whose verdict a :class:`GlobSet` keeps; past that it starts afresh."""
+MAX_PARENT = 4096
+"""Longest directory kept (a longer one, only a hostile layer's, is matched whole: the
+memo must not hold thousands of megabyte names)."""
 
 
 class _Children(NamedTuple):
@@ -70,8 +73,8 @@ class GlobSet:
 
     def match(self, text: str) -> bool:
         cut = text.rfind("/")
-        if cut < 0 or cut == len(text) - 1:
-            return self.whole(text)  # no name after a "/": not a child of a directory
+        if cut < 0 or cut == len(text) - 1 or cut > MAX_PARENT:
+            return self.whole(text)  # no name after a "/" (not a child of a directory), or a huge one
         parent = text[:cut]
         try:
             children = self._parents[parent]

@@ -342,3 +342,13 @@ def test_globsets_decide_per_directory_as_fnmatch_does() -> None:
         for _ in range(12):
             path = "".join(rng.choice("/ab.") for _ in range(rng.randint(0, 9)))
             assert found.match(path) == any(fnmatch.fnmatchcase(path, g) for g in globs), (globs, path)
+
+
+def test_a_huge_directory_is_matched_whole_and_not_kept() -> None:
+    from forensics.rules.globs import MAX_PARENT, GlobSet
+
+    globs = ["*/.bashrc", "/a/*", "*a/b*"]
+    found = GlobSet(globs)
+    for path in ["/a" * MAX_PARENT + "/.bashrc", "/b" * MAX_PARENT + "/x", "/a" * MAX_PARENT + "/bc"]:
+        assert found.match(path) == any(fnmatch.fnmatchcase(path, g) for g in globs)
+    assert found._parents == {}
