@@ -7,16 +7,18 @@ writable mount) update the file's access time. Instead each file is read by us t
 :class:`RootFS` (no links, ``O_NOATIME``; each directory resolved once for all its files),
 copied into an anonymous memory file (``memfd_create``), and yara scans
 ``/proc/<our pid>/fd/<n>``. Files go in batches bounded in count and bytes; each batch is
-one ``--scan-list`` on stdin. The rules are compiled once with ``yarac`` into a private
-temporary directory (:func:`prepared`; a triage does it once for all its containers:
-compiling them costs a yara run more than scanning a batch of small files); without
-``yarac``, or when it fails, each run compiles the sources. When
-``yara`` is absent the scan is a recorded skip, not an error.
+one ``--scan-list`` on stdin, and the next batch is copied while yara scans the last. The
+rules are compiled once with ``yarac`` into a private temporary directory
+(:func:`prepared`; a triage does it once for all its containers: compiling them costs a
+yara run more than scanning a batch of small files); without ``yarac``, or when it fails,
+each run compiles the sources. When ``yara`` is absent the scan is a recorded skip, not an
+error.
 """
 
 from __future__ import annotations
 
 import collections
+import concurrent.futures
 import contextlib
 import dataclasses
 import os
@@ -132,6 +134,28 @@ class _Parents:
         return self.fd, name
 
 
+def _fill(
+    todo: collections.deque[bytes], parents: _Parents, per_batch: int, max_file: int,
+    not_scanned: list[tuple[bytes, str]], held: contextlib.ExitStack,
+) -> tuple[contextlib.ExitStack, dict[bytes, bytes]]:  # fmt: skip
+    """The next batch: its files copied into memfds (the stack that closes them, which
+    ``held`` closes too if the scan ends early), as /proc path -> the file's path."""
+    memfds = contextlib.ExitStack()
+    held.push(memfds.__exit__)
+    batch: dict[bytes, bytes] = {}
+    size = 0
+    while todo and len(batch) < per_batch and size < BATCH_BYTES:
+        path = todo.popleft()
+        try:
+            mem, copied = memfds.enter_context(_memfd_copy(*parents.open(path), max_file))
+        except (UnsafePath, OSError) as exc:
+            not_scanned.append((path, str(exc)))
+            continue
+        batch[f"/proc/{os.getpid()}/fd/{mem}".encode()] = path
+        size += copied
+    return memfds, batch
+
+
 @dataclasses.dataclass(frozen=True)
 class Prepared:
     """The rules made ready once for every scan of a run (a triage scans each container)."""
@@ -209,31 +233,30 @@ def _batches(
     fs: RootFS, paths: Sequence[bytes], rules: list[str], argv: list[str], errors: list[str], max_file: int,
     timeout: float,
 ) -> YaraScan:  # fmt: skip
+    """The files copied into memfds a batch at a time, each batch one yara run. The next
+    batch is copied while yara scans the last one (a thread waits for it), so our reading
+    and its scanning take the two cores side by side rather than in turn."""
     matches: list[YaraMatch] = []
     not_scanned: list[tuple[bytes, str]] = []
     scanned = batches = 0
     failed = False
     soft = resource.getrlimit(resource.RLIMIT_NOFILE)[0]
-    per_batch = BATCH_FILES if soft == resource.RLIM_INFINITY else max(1, min(BATCH_FILES, (soft - 64) // 2))
+    # Two batches are open at once, each holding a memfd per file (and a source fd while copied).
+    per_batch = BATCH_FILES if soft == resource.RLIM_INFINITY else max(1, min(BATCH_FILES, (soft - 64) // 4))
     todo = collections.deque(paths)
-    with _Parents(fs) as parents:
-        while todo:
-            with contextlib.ExitStack() as stack:
-                batch: dict[bytes, bytes] = {}
-                size = 0
-                while todo and len(batch) < per_batch and size < BATCH_BYTES:
-                    path = todo.popleft()
-                    try:
-                        mem, copied = stack.enter_context(_memfd_copy(*parents.open(path), max_file))
-                    except (UnsafePath, OSError) as exc:
-                        not_scanned.append((path, str(exc)))
-                        continue
-                    batch[f"/proc/{os.getpid()}/fd/{mem}".encode()] = path
-                    size += copied
-                if not batch:
-                    continue
-                batches += 1
-                result = tools.run(argv, timeout=timeout, stdin=b"\n".join(batch) + b"\n")
+    with (
+        _Parents(fs) as parents,
+        contextlib.ExitStack() as held,
+        concurrent.futures.ThreadPoolExecutor(1, thread_name_prefix="yara") as running,
+    ):
+        scanning: tuple[int, concurrent.futures.Future[tools.ToolRun], dict[bytes, bytes], contextlib.ExitStack] | None = None  # fmt: skip
+        while todo or scanning is not None:
+            ready = _fill(todo, parents, per_batch, max_file, not_scanned, held) if todo else None
+            if scanning is not None:
+                number, future, batch, memfds = scanning
+                with memfds:
+                    result = future.result()
+                scanning = None
                 scanned += len(batch)
                 for line in result.stdout.splitlines():
                     rule, sep, where = line.partition(b" ")
@@ -244,7 +267,16 @@ def _batches(
                         errors.append(said)
                 if not result.ok:
                     failed = True
-                    errors.append(f"batch {batches}: {result.describe()}")
+                    errors.append(f"batch {number}: {result.describe()}")
+            if ready is not None:
+                memfds, batch = ready
+                if not batch:
+                    memfds.close()
+                    continue
+                batches += 1
+                stdin = b"\n".join(batch) + b"\n"
+                future = running.submit(tools.run, argv, timeout=timeout, stdin=stdin)
+                scanning = (batches, future, batch, memfds)
     status = "failed" if failed else "ran"
     reason = "a batch failed: see errors" if failed else ""
     return YaraScan(status, reason, rules, scanned, matches, not_scanned, argv, batches, errors)

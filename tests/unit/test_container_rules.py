@@ -7,6 +7,7 @@ import os
 import random
 import stat
 import tempfile
+import threading
 from pathlib import Path
 
 import pytest
@@ -221,6 +222,31 @@ def test_yara_batches(yara_tree: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     result = yarascan.scan(RootFS(yara_tree), paths, forbidden_root=str(yara_tree))
     assert result.batches == 3 and result.files == len(YARA_FIXTURES)
     assert len({m.path for m in result.matches}) == len(YARA_FIXTURES)
+
+
+def test_yara_runs_beside_the_copying_of_the_next_batch(
+    yara_tree: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Each batch's yara run is waited for in a side thread while the next batch is copied;
+    the memfds of a batch are open while yara reads them, and none is left open after."""
+    _need_yara()
+    monkeypatch.setattr(yarascan, "BATCH_FILES", 2)
+    real_run = yarascan.tools.run
+    seen: list[tuple[str, bool]] = []
+
+    def run(argv: list[str], timeout: float, stdin: bytes = b"") -> object:
+        named = [line.decode() for line in stdin.splitlines()]
+        seen.append((threading.current_thread().name, all(os.path.exists(n) for n in named)))
+        return real_run(argv, timeout=timeout, stdin=stdin)
+
+    monkeypatch.setattr(yarascan.tools, "run", run)
+    before = set(os.listdir("/proc/self/fd"))
+    paths = [b"/" + n.encode() for n in YARA_FIXTURES]
+    result = yarascan.scan(RootFS(yara_tree), paths, forbidden_root=str(yara_tree))
+    assert result.batches == 3 and len({m.path for m in result.matches}) == len(YARA_FIXTURES)
+    batches = [s for s in seen if s[0] != "MainThread"]  # the yarac run is the caller's own
+    assert len(batches) == 3 and all(name.startswith("yara") and open_ for name, open_ in batches), seen
+    assert set(os.listdir("/proc/self/fd")) == before
 
 
 def test_yara_rules_are_compiled_once_when_yarac_is_there(yara_tree: Path) -> None:
