@@ -9,7 +9,9 @@ is built on first use.
 
 from __future__ import annotations
 
+import contextlib
 import importlib
+import resource
 import sys
 from typing import Any
 
@@ -107,8 +109,26 @@ def main(argv: list[str] | None = None) -> int:
     return 0
 
 
+OPEN_FILES = 65536
+"""The open-file soft limit the command asks for (up to the hard limit)."""
+
+
+def more_open_files(want: int = OPEN_FILES) -> int:
+    """Raise this process's open-file soft limit toward ``want`` (never past the hard
+    limit); the soft limit after. A triage holds many fds at once: two YARA batches of
+    memfds, layer directories, sockets. A shell's usual 1024 would cut YARA's batches to a
+    few hundred files, each batch a yara run."""
+    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    target = want if hard == resource.RLIM_INFINITY else min(want, hard)
+    if soft != resource.RLIM_INFINITY and soft < target:
+        with contextlib.suppress(ValueError, OSError):  # else kept as it was: the batches adapt to it
+            resource.setrlimit(resource.RLIMIT_NOFILE, (target, hard))
+    return resource.getrlimit(resource.RLIMIT_NOFILE)[0]
+
+
 def run() -> None:
     """Console-script entry point."""
+    more_open_files()
     sys.exit(main())
 
 

@@ -122,3 +122,18 @@ def test_limits_the_cli_shows_are_the_analyses_own() -> None:
     assert (analyze.BUDGET, analyze.MAX_BYTES) == (BUDGET, MAX_BYTES)
     assert diff.MAX_HASH == limits.MAX_HASH
     assert extract.MAX_FILE == limits.MAX_FILE
+
+
+def test_the_command_raises_its_open_file_limit_up_to_the_hard_one() -> None:
+    """In a child process (the limit is the process's): started with a soft limit of 256,
+    the console entry's helper asks for more, and never for more than the hard limit."""
+    code = (
+        "import resource; from forensics.cli import OPEN_FILES, more_open_files\n"
+        "soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)\n"
+        "resource.setrlimit(resource.RLIMIT_NOFILE, (256, hard))\n"
+        "want = OPEN_FILES if hard == resource.RLIM_INFINITY else min(OPEN_FILES, hard)\n"
+        "assert more_open_files() == want == resource.getrlimit(resource.RLIMIT_NOFILE)[0], (want, hard)\n"
+        "assert more_open_files(64) == want  # never lowered\n"
+    )
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=False)
+    assert done.returncode == 0, done.stderr
