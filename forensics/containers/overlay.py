@@ -235,12 +235,7 @@ class _Walk:
         else:
             change = _tuple_new(RawChange, (kind, path, new, found.st, found.layer, cause))
         self.out.append(change)
-        if (
-            at is not None
-            and self.visit is not None
-            and new is not None
-            and stat.S_IFMT(new.st_mode) in _OFFERED
-        ):
+        if at is not None and self.visit is not None and new is not None and offered(new.st_mode):
             try:
                 self.visited[path] = self.visit(change, *at)
             except OSError as exc:  # the hook records its own trouble; this is the backstop

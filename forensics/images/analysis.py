@@ -514,13 +514,9 @@ def _leaves(layer: LayerRecord) -> list[tuple[bytes, FileRecord]]:
     A whiteout is a node of its own (named ``.wh.x``), so it never parents anything.
     """
     tree = _Dir()
-    for record in layer.files:
-        if record.type not in ("whiteout", "opaque"):
-            tree.make(record.path)
+    nodes = {r.path: tree.make(r.path) for r in layer.files if r.type not in ("whiteout", "opaque")}
     return [
-        (r.path, r)
-        for r in layer.files
-        if r.type != "opaque" and (r.type == "whiteout" or not tree.find(r.path))
+        (r.path, r) for r in layer.files if r.type != "opaque" and (r.type == "whiteout" or not nodes[r.path])
     ]
 
 

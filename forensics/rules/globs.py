@@ -63,7 +63,6 @@ class GlobSet:
         self.suffixes = tuple(suffixes)
         self.inner_parts = tuple(inner)
         self.inner = re.compile("|".join(re.escape(part) for part in inner)) if inner else None
-        self.other_globs = tuple(other)
         self.other = _expression(other)
         # A glob ``A/*`` holds for a child of D exactly when it holds for ``D/``: the ``/``
         # it needs is one of D's or the one before the name.
